@@ -1,0 +1,48 @@
+"""The self-describing output folder: an ordinary HF checkpoint plus ``langbert.json``."""
+
+from __future__ import annotations
+
+import json
+import platform
+from pathlib import Path
+from typing import Any
+
+from .checkpoints import atomic_write_text
+from .errors import LangbertError
+
+METADATA = "langbert.json"
+
+
+def versions() -> dict[str, str]:
+    import tokenizers
+    import torch
+    import transformers
+
+    from . import __version__
+
+    return {
+        "langbert": __version__,
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "tokenizers": tokenizers.__version__,
+        "python": platform.python_version(),
+    }
+
+
+def write_metadata(out_dir: str | Path, metadata: dict[str, Any]) -> Path:
+    """Written last and atomically: a folder with ``langbert.json`` is a finished model."""
+    path = Path(out_dir) / METADATA
+    atomic_write_text(path, json.dumps({**metadata, "versions": versions()}, indent=2, ensure_ascii=False))
+    return path
+
+
+def read_metadata(model_dir: str | Path) -> dict[str, Any]:
+    path = Path(model_dir) / METADATA
+    if not path.is_file():
+        raise LangbertError(
+            f"{model_dir} is not a langbert model folder (no {METADATA}); train one with 'langbert train'"
+        )
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise LangbertError(f"{path}: corrupt metadata ({exc})") from None

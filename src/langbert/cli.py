@@ -1,0 +1,264 @@
+"""``langbert``: a table of subcommands over the library API. No logic of its own beyond argument parsing."""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import dataclasses
+import inspect
+import json
+import logging
+import sys
+import textwrap
+import typing
+from pathlib import Path
+from typing import Any, Callable, Literal
+
+from .config import DataConfig, TrainConfig
+from .errors import LangbertError
+
+
+# -- flags generated from the config dataclasses (one source of truth for names, types, help) ---------
+
+def _field_docs(cls: type) -> dict[str, str]:
+    """Attribute docstrings (the string right after a field) become ``--help`` text."""
+    tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
+    body = tree.body[0].body
+    docs = {}
+    for node, nxt in zip(body, body[1:]):
+        if isinstance(node, ast.AnnAssign) and isinstance(nxt, ast.Expr) and isinstance(nxt.value, ast.Constant):
+            docs[node.target.id] = " ".join(str(nxt.value.value).split())
+    return docs
+
+
+def add_config_flags(parser: argparse.ArgumentParser, classes: tuple[type, ...] = (TrainConfig, DataConfig),
+                     only: set[str] | None = None) -> None:
+    for cls in classes:
+        hints, docs = typing.get_type_hints(cls), _field_docs(cls)
+        group = parser.add_argument_group(f"{cls.__name__} (override the recipe)")
+        for f in dataclasses.fields(cls):
+            if f.name == "data" or (only is not None and f.name not in only):
+                continue
+            kind = hints[f.name]
+            args = [x for x in typing.get_args(kind) if x is not type(None)]
+            base = args[0] if typing.get_origin(kind) in (typing.Union, getattr(__import__("types"), "UnionType", None)) and len(args) == 1 else kind
+            kwargs: dict[str, Any] = {"dest": f.name, "default": argparse.SUPPRESS, "help": docs.get(f.name, "")}
+            if base is bool:
+                kwargs["action"] = argparse.BooleanOptionalAction
+            elif typing.get_origin(base) is Literal:
+                kwargs["choices"] = list(typing.get_args(base))
+            else:
+                kwargs["type"] = base
+            group.add_argument("--" + f.name.replace("_", "-"), **kwargs)
+
+
+def _overrides(ns: argparse.Namespace) -> dict[str, Any]:
+    names = {f.name for cls in (TrainConfig, DataConfig) for f in dataclasses.fields(cls)}
+    return {k: v for k, v in vars(ns).items() if k in names}
+
+
+# -- subcommands --------------------------------------------------------------------------------------
+
+def cmd_train(ns: argparse.Namespace) -> int:
+    from .config import build_config, load_recipe
+    from .recipes import recipe_path
+    from .training import train
+
+    config = load_recipe(recipe_path(ns.recipe), _overrides(ns)) if ns.recipe else build_config({}, _overrides(ns))
+    out = train(config)
+    print(json.dumps(json.loads((out / "langbert.json").read_text(encoding="utf-8"))["metrics"], indent=2))
+    print(f"model written to {out}")
+    return 0
+
+
+def _rows_for(ns: argparse.Namespace, task: Any, label_required: bool) -> dict[str, list]:
+    from .data import Columns, get_builtin, read_rows
+
+    if ns.dataset:
+        data = get_builtin(ns.dataset).load()
+        return {ns.split: data.splits[ns.split]}
+    columns = Columns(ns.text_column, ns.pair_column, ns.label_column, ns.label_delimiter)
+    return {Path(ns.data).stem: read_rows(ns.data, columns, task.parse_label, label_required=label_required)}
+
+
+def cmd_eval(ns: argparse.Namespace) -> int:
+    from .evaluation import write_reports
+    from .predict import Predictor
+
+    predictor = Predictor.load(ns.model_dir)
+    reports = {}
+    for name, rows in _rows_for(ns, predictor.task, label_required=True).items():
+        predictor.task.check(rows, name)
+        reports[name] = predictor.evaluate(rows, batch_size=ns.batch_size)
+    written = write_reports(reports, ns.out or ns.model_dir, title=str(ns.model_dir))
+    for name, report in reports.items():
+        print(name, json.dumps(report.metrics))
+    print(f"report: {written['markdown']}")
+    return 0
+
+
+def cmd_predict(ns: argparse.Namespace) -> int:
+    import tempfile
+
+    from .predict import Predictor
+
+    predictor = Predictor.load(ns.model_dir)
+    if ns.input in (None, "-"):
+        # stdin: one text per line, or JSON lines when they look like objects
+        lines = sys.stdin.read()
+        suffix = ".jsonl" if lines.lstrip().startswith("{") else ".txt"
+        with tempfile.NamedTemporaryFile("w", suffix=suffix, delete=False, encoding="utf-8") as tmp:
+            tmp.write(lines)
+        ns.data = tmp.name
+    else:
+        ns.data = ns.input
+    ns.dataset = None
+    (rows,) = _rows_for(ns, predictor.task, label_required=False).values()
+    out = open(ns.out, "w", encoding="utf-8") if ns.out else sys.stdout
+    try:
+        for start in range(0, len(rows), 4096):  # bounded memory for large files
+            chunk = rows[start:start + 4096]
+            for row, pred in zip(chunk, predictor.predict_rows(chunk, batch_size=ns.batch_size)):
+                out.write(json.dumps({"text": row.text, **pred}, ensure_ascii=False) + "\n")
+    finally:
+        if out is not sys.stdout:
+            out.close()
+    return 0
+
+
+def cmd_data_info(ns: argparse.Namespace) -> int:
+    from .data import builtin_names, get_builtin
+
+    if not ns.name:
+        for name in builtin_names():
+            ds = get_builtin(name)
+            print(f"{name:<16} {ds.task:<28} {ds.description}")
+        return 0
+    ds = get_builtin(ns.name)
+    print(f"{ds.name}: {ds.description} (task: {ds.task})")
+    for key, value in ds.load().stats.items():
+        print(f"  {key:<24} {value}")
+    return 0
+
+
+def cmd_data_check(ns: argparse.Namespace) -> int:
+    from transformers import AutoTokenizer
+
+    from .config import resolve_model
+    from .data import Columns, read_rows
+    from .data.check import summarize
+    from .tasks import create_task
+
+    task = create_task(ns.task)
+    columns = Columns(ns.text_column, ns.pair_column, ns.label_column, ns.label_delimiter)
+    rows = read_rows(ns.file, columns, task.parse_label)
+    task.check_rows_have_pairs(rows)
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model(ns.model))
+    print(json.dumps({"file": ns.file, "task": ns.task, **summarize(rows, tokenizer, ns.max_length)},
+                     indent=2, ensure_ascii=False))
+    return 0
+
+
+def cmd_demo(ns: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    run_demo(ns.output_dir, ns.max_steps)
+    return 0
+
+
+# -- the table ----------------------------------------------------------------------------------------
+
+def _column_flags(p: argparse.ArgumentParser) -> None:
+    add_config_flags(p, (DataConfig,), only={"text_column", "pair_column", "label_column", "label_delimiter"})
+    for action in p._actions:
+        if action.dest in ("text_column", "label_column"):
+            action.default = {"text_column": "text", "label_column": "label"}[action.dest]
+        elif action.dest in ("pair_column", "label_delimiter"):
+            action.default = None
+
+
+def _train_args(p: argparse.ArgumentParser) -> None:
+    from .recipes import recipe_names
+
+    p.add_argument("recipe", nargs="?", help=f"YAML recipe file or packaged recipe name ({', '.join(recipe_names())})")
+    add_config_flags(p)
+
+
+def _eval_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model_dir")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--data", help="labelled file (.csv/.tsv/.jsonl)")
+    source.add_argument("--dataset", help="built-in dataset name")
+    p.add_argument("--split", default="test", choices=["train", "dev", "test"])
+    p.add_argument("--out", help="report folder (default: the model folder)")
+    p.add_argument("--batch-size", type=int, default=64)
+    _column_flags(p)
+
+
+def _predict_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model_dir")
+    p.add_argument("input", nargs="?", help="file (.txt one text a line, .jsonl/.csv/.tsv); stdin if absent or '-'")
+    p.add_argument("--out", help="JSONL output (default: stdout)")
+    p.add_argument("--batch-size", type=int, default=64)
+    _column_flags(p)
+
+
+def _data_info_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("name", nargs="?", help="built-in dataset (omit to list them)")
+
+
+def _data_check_args(p: argparse.ArgumentParser) -> None:
+    from .tasks import task_names
+
+    p.add_argument("file")
+    p.add_argument("--task", required=True, choices=task_names())
+    p.add_argument("--model", default="embedded", help="tokenizer used to count tokens")
+    p.add_argument("--max-length", type=int, default=128)
+    _column_flags(p)
+
+
+def _demo_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--output-dir", default="runs/demo")
+    p.add_argument("--max-steps", type=int, default=None, help="cap on optimizer steps (compute budget)")
+
+
+COMMANDS: dict[str, tuple[str, Callable, Callable]] = {
+    "train": ("fine-tune a model for a task", _train_args, cmd_train),
+    "eval": ("evaluate a trained model folder on labelled data", _eval_args, cmd_eval),
+    "predict": ("predict with a trained model folder, JSONL out", _predict_args, cmd_predict),
+    "data info": ("built-in datasets and their counts", _data_info_args, cmd_data_info),
+    "data check": ("validate a data file without training", _data_check_args, cmd_data_check),
+    "demo": ("the main job on the embedded default", _demo_args, cmd_demo),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="langbert", description="Adapt a general BERT to one language, fine-tune, ship.")
+    parser.add_argument("-v", "--verbose", action="store_true")
+    sub = parser.add_subparsers(dest="command", required=True)
+    groups: dict[str, Any] = {}
+    for name, (help_text, add_args, handler) in COMMANDS.items():
+        *parents, leaf = name.split()
+        target = sub
+        for parent in parents:
+            if parent not in groups:
+                groups[parent] = sub.add_parser(parent, help=f"{parent} commands").add_subparsers(dest="subcommand", required=True)
+            target = groups[parent]
+        p = target.add_parser(leaf, help=help_text, description=help_text)
+        add_args(p)
+        p.set_defaults(handler=handler)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    ns = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if ns.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    try:
+        return ns.handler(ns)
+    except LangbertError as exc:
+        print(f"langbert: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("langbert: interrupted", file=sys.stderr)
+        return 130

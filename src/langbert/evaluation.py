@@ -1,0 +1,157 @@
+"""Metric reports shared by tasks: numbers in eval.json, a Markdown report a person reads, and plots."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+
+@dataclass
+class Report:
+    metrics: dict[str, float]
+    """Headline numbers (fractions, not percentages)."""
+    table: list[dict[str, Any]] = field(default_factory=list)
+    """Per-class (or per-type) rows: label, precision, recall, f1, support."""
+    labels: list[str] = field(default_factory=list)
+    confusion: list[list[int]] | None = None
+    """Rows are true labels, columns predicted labels, in ``labels`` order."""
+    scatter: tuple[list[float], list[float]] | None = None
+    """(true, predicted) for regression."""
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"metrics": self.metrics, "per_class": self.table}
+        if self.confusion is not None:
+            out["confusion"] = {"labels": self.labels, "matrix": self.confusion}
+        return out
+
+
+def single_label_report(y_true: Sequence[int], y_pred: Sequence[int], labels: Sequence[str]) -> Report:
+    from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
+
+    ids = list(range(len(labels)))
+    p, r, f, s = precision_recall_fscore_support(y_true, y_pred, labels=ids, zero_division=0)
+    table = [
+        {"label": labels[i], "precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]), "support": int(s[i])}
+        for i in ids
+    ]
+    metrics = {
+        "accuracy": float(accuracy_score(y_true, y_pred)),
+        "macro_f1": float(f1_score(y_true, y_pred, labels=ids, average="macro", zero_division=0)),
+        "weighted_f1": float(f1_score(y_true, y_pred, labels=ids, average="weighted", zero_division=0)),
+        "examples": len(y_true),
+    }
+    confusion = confusion_matrix(y_true, y_pred, labels=ids).tolist()
+    return Report(metrics, table, list(labels), confusion)
+
+
+def multi_label_report(y_true: np.ndarray, y_pred: np.ndarray, labels: Sequence[str]) -> Report:
+    from sklearn.metrics import f1_score, precision_recall_fscore_support
+
+    p, r, f, s = precision_recall_fscore_support(y_true, y_pred, zero_division=0)
+    table = [
+        {"label": labels[i], "precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]), "support": int(s[i])}
+        for i in range(len(labels))
+    ]
+    metrics = {
+        "micro_f1": float(f1_score(y_true, y_pred, average="micro", zero_division=0)),
+        "macro_f1": float(f1_score(y_true, y_pred, average="macro", zero_division=0)),
+        "subset_accuracy": float(np.mean(np.all(y_true == y_pred, axis=1))),
+        "examples": int(len(y_true)),
+    }
+    return Report(metrics, table, list(labels))
+
+
+def regression_report(y_true: np.ndarray, y_pred: np.ndarray) -> Report:
+    from scipy.stats import pearsonr, spearmanr
+
+    y_true, y_pred = np.asarray(y_true, float), np.asarray(y_pred, float)
+    constant = np.ptp(y_true) == 0 or np.ptp(y_pred) == 0
+    metrics = {
+        "pearson": 0.0 if constant else float(pearsonr(y_true, y_pred)[0]),
+        "spearman": 0.0 if constant else float(spearmanr(y_true, y_pred)[0]),
+        "mse": float(np.mean((y_true - y_pred) ** 2)),
+        "mae": float(np.mean(np.abs(y_true - y_pred))),
+        "examples": int(len(y_true)),
+    }
+    return Report(metrics, scatter=(y_true.tolist(), y_pred.tolist()))
+
+
+def write_reports(reports: dict[str, Report], out_dir: str | Path, title: str = "") -> dict[str, Path]:
+    """Write ``eval.json``, ``eval.md`` and one plot per split; returns the files written."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    written = {"json": out / "eval.json", "markdown": out / "eval.md"}
+    _atomic_write(written["json"], json.dumps({s: r.to_dict() for s, r in reports.items()}, indent=2))
+    lines = [f"# Evaluation{': ' + title if title else ''}", ""]
+    for split, report in reports.items():
+        lines += [f"## {split}", "", "| metric | value |", "|---|---|"]
+        lines += [f"| {k} | {_fmt(v)} |" for k, v in report.metrics.items()]
+        if report.table:
+            lines += ["", "| label | precision | recall | f1 | support |", "|---|---|---|---|---|"]
+            lines += [
+                f"| {row['label']} | {row['precision']:.4f} | {row['recall']:.4f} | {row['f1']:.4f} | {row['support']} |"
+                for row in report.table
+            ]
+        plot = _plot(report, out, split)
+        if plot is not None:
+            written[f"plot_{split}"] = plot
+            lines += ["", f"![{split}]({plot.name})"]
+        lines.append("")
+    _atomic_write(written["markdown"], "\n".join(lines))
+    return written
+
+
+def _fmt(value: Any) -> str:
+    return f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
+def _plot(report: Report, out: Path, split: str) -> Path | None:
+    if report.confusion is None and report.scatter is None:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if report.confusion is not None:
+        matrix = np.asarray(report.confusion)
+        n = len(report.labels)
+        fig, ax = plt.subplots(figsize=(2.2 + 0.7 * n, 1.8 + 0.6 * n))
+        # Row-normalised colour (recall per true class) with raw counts written in: readable at any class balance.
+        norm = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
+        ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+        for i in range(n):
+            for j in range(n):
+                ax.text(j, i, f"{matrix[i, j]}\n{norm[i, j]:.0%}", ha="center", va="center",
+                        color="white" if norm[i, j] > 0.6 else "black", fontsize=9)
+        ax.set_xticks(range(n), report.labels, rotation=45, ha="right")
+        ax.set_yticks(range(n), report.labels)
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("true")
+        acc = report.metrics.get("accuracy")
+        ax.set_title(f"{split}: confusion" + (f" (accuracy {acc:.1%})" if acc is not None else ""))
+        path = out / (f"confusion_{split}.png" if split != "test" else "confusion.png")
+    else:
+        y, yhat = report.scatter
+        fig, ax = plt.subplots(figsize=(4.5, 4.5))
+        ax.scatter(y, yhat, s=8, alpha=0.5)
+        lo, hi = min(min(y), min(yhat)), max(max(y), max(yhat))
+        ax.plot([lo, hi], [lo, hi], color="grey", lw=1)
+        ax.set_xlabel("true")
+        ax.set_ylabel("predicted")
+        ax.set_title(f"{split}: pearson {report.metrics['pearson']:.3f}")
+        path = out / (f"scatter_{split}.png" if split != "test" else "scatter.png")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)

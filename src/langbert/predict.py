@@ -1,0 +1,91 @@
+"""Batch prediction from a langbert output folder: ``Predictor.load(dir).predict(texts)``."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from .artifacts import read_metadata
+from .data.rows import Row
+from .evaluation import Report
+from .tasks import Task, task_from_state
+
+logger = logging.getLogger(__name__)
+
+
+def forward_batches(task: Task, model: Any, tokenizer: Any, rows: Sequence[Row], max_length: int,
+                    batch_size: int = 64, bf16: bool = False) -> np.ndarray:
+    """Model outputs for ``rows`` in their original order.
+
+    Rows are run shortest first so each batch pads only to its own longest text.
+    """
+    features = task.encode(rows, tokenizer, max_length, with_labels=False)
+    order = sorted(range(len(features)), key=lambda i: len(features[i]["input_ids"]))
+    collate = task.collator(tokenizer)
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    chunks: list[np.ndarray] = []
+    with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+        for start in range(0, len(order), batch_size):
+            batch = collate([features[i] for i in order[start:start + batch_size]])
+            batch = {k: v.to(device) for k, v in batch.items()}
+            chunks.append(model(**batch).logits.float().cpu().numpy())
+    model.train(was_training)
+    outputs = np.concatenate(chunks) if chunks else np.zeros((0,))
+    restored = np.empty_like(outputs)
+    restored[np.asarray(order)] = outputs
+    return restored
+
+
+class Predictor:
+    """A trained model plus everything needed to use it; loads only safetensors."""
+
+    def __init__(self, task: Task, model: Any, tokenizer: Any, max_length: int, metadata: dict[str, Any]):
+        self.task, self.model, self.tokenizer = task, model, tokenizer
+        self.max_length = max_length
+        self.metadata = metadata
+
+    @classmethod
+    def load(cls, model_dir: str | Path, device: str | None = None) -> "Predictor":
+        from transformers import AutoTokenizer
+
+        metadata = read_metadata(model_dir)
+        task = task_from_state(metadata["task"])
+        model = task.load_model(str(model_dir))
+        model.to(device or ("cuda" if torch.cuda.is_available() else "cpu")).eval()
+        tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
+        return cls(task, model, tokenizer, int(metadata["max_length"]), metadata)
+
+    def predict_rows(self, rows: Sequence[Row], batch_size: int = 64) -> list[dict[str, Any]]:
+        if not rows:
+            return []
+        self._warn_truncation(rows)
+        outputs = forward_batches(self.task, self.model, self.tokenizer, rows, self.max_length, batch_size)
+        return self.task.decode(outputs)
+
+    def predict(self, texts: Sequence[str] | str, pairs: Sequence[str] | None = None,
+                batch_size: int = 64) -> list[dict[str, Any]]:
+        if isinstance(texts, str):
+            texts = [texts]
+        if pairs is not None and len(pairs) != len(texts):
+            raise ValueError(f"{len(texts)} texts but {len(pairs)} pairs")
+        rows = [Row(text=t, pair=pairs[i] if pairs is not None else None) for i, t in enumerate(texts)]
+        return self.predict_rows(rows, batch_size)
+
+    def evaluate(self, rows: Sequence[Row], batch_size: int = 64) -> Report:
+        outputs = forward_batches(self.task, self.model, self.tokenizer, rows, self.max_length, batch_size)
+        return self.task.evaluate(outputs, rows)
+
+    def _warn_truncation(self, rows: Sequence[Row]) -> None:
+        lengths = self.tokenizer([r.text for r in rows], [r.pair for r in rows] if rows[0].pair else None,
+                                 truncation=False, add_special_tokens=True, return_length=True)["length"]
+        over = sum(n > self.max_length for n in lengths)
+        if over:
+            warnings.warn(f"{over} of {len(rows)} texts exceed max_length={self.max_length} tokens and are "
+                          "truncated; their predictions see only the beginning", stacklevel=3)

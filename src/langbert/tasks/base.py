@@ -1,0 +1,108 @@
+"""The Task protocol and its registry.
+
+A Task owns everything that differs between tasks: the label space, the model head, how rows become
+features, the collator, the metrics and how model output is decoded for a user. Training, evaluation,
+prediction, export and serving take a Task object and never look at its name.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar, Sequence
+
+import numpy as np
+
+from ..data.rows import Row
+from ..errors import ConfigError, DataError
+from ..evaluation import Report
+
+
+class Task(ABC):
+    name: ClassVar[str]
+    description: ClassVar[str] = ""
+    default_metric: ClassVar[str]
+    """Dev metric for early stopping / best checkpoint unless the config names another."""
+    needs_pair: ClassVar[bool] = False
+
+    def __init__(self, labels: Sequence[str] | None = None, threshold: float = 0.5):
+        self.labels: list[str] = list(labels) if labels is not None else []
+        self.threshold = threshold
+
+    # -- labels ---------------------------------------------------------------------------------
+    @abstractmethod
+    def parse_label(self, raw: Any) -> Any:
+        """Raw value from a file -> the task's label; ``ValueError`` with a reason if it is wrong."""
+
+    def fit(self, rows: Sequence[Row]) -> None:
+        """Learn the label space from the training rows (no-op for tasks without classes)."""
+
+    def check(self, rows: Sequence[Row], split: str) -> None:
+        """Reject rows whose labels training never saw: a model cannot predict them, and metrics lie."""
+
+    # -- model ----------------------------------------------------------------------------------
+    @abstractmethod
+    def build_model(self, name_or_path: str, dropout: float | None = None) -> Any:
+        """A fresh head on a pretrained body."""
+
+    @abstractmethod
+    def load_model(self, path: str) -> Any:
+        """A trained model from a langbert output folder."""
+
+    # -- features -------------------------------------------------------------------------------
+    @abstractmethod
+    def encode(self, rows: Sequence[Row], tokenizer: Any, max_length: int, with_labels: bool = True) -> list[dict]:
+        """Rows -> model features (unpadded); padding is the collator's job."""
+
+    @abstractmethod
+    def collator(self, tokenizer: Any) -> Any: ...
+
+    # -- metrics and decoding -------------------------------------------------------------------
+    @abstractmethod
+    def compute_metrics(self, eval_pred: Any) -> dict[str, float]:
+        """The cheap metrics the Trainer logs at each evaluation."""
+
+    @abstractmethod
+    def evaluate(self, outputs: np.ndarray, rows: Sequence[Row]) -> Report:
+        """The full report (per-class table, plots) for ``langbert eval``."""
+
+    @abstractmethod
+    def decode(self, outputs: np.ndarray) -> list[dict[str, Any]]:
+        """Model outputs for a batch -> what a user reads, one dict per input."""
+
+    # -- persistence ----------------------------------------------------------------------------
+    def state(self) -> dict[str, Any]:
+        return {"name": self.name, "labels": self.labels, "threshold": self.threshold}
+
+    def check_rows_have_pairs(self, rows: Sequence[Row]) -> None:
+        for row in rows:
+            if self.needs_pair and row.pair is None:
+                raise DataError(f"task '{self.name}' needs a second text (set --pair-column)", row.source, row.line)
+
+
+_TASKS: dict[str, type[Task]] = {}
+
+
+def register_task(cls: type[Task]) -> type[Task]:
+    if getattr(cls, "name", None) in (None, ""):
+        raise TypeError(f"{cls.__name__} needs a 'name'")
+    _TASKS[cls.name] = cls
+    return cls
+
+
+def task_names() -> list[str]:
+    return sorted(_TASKS)
+
+
+def get_task_class(name: str) -> type[Task]:
+    if name not in _TASKS:
+        raise ConfigError(f"unknown task '{name}'; registered: {task_names()}")
+    return _TASKS[name]
+
+
+def create_task(name: str, **options: Any) -> Task:
+    return get_task_class(name)(**options)
+
+
+def task_from_state(state: dict[str, Any]) -> Task:
+    state = dict(state)
+    return create_task(state.pop("name"), **state)

@@ -1,0 +1,204 @@
+"""``train(config) -> output folder``: one task-agnostic path over HF ``Trainer``.
+
+Read top to bottom: load data -> fit the task's labels -> tokenise once -> build the model ->
+Trainer (with narrow overrides for atomic checkpoints) -> keep the best -> evaluate -> write the folder.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from transformers import AutoTokenizer, EarlyStoppingCallback, Trainer, TrainerCallback, TrainingArguments
+from transformers.integrations import TensorBoardCallback
+
+from . import checkpoints
+from .artifacts import write_metadata
+from .config import TrainConfig, resolve_model
+from .data.loading import Splits, load_splits
+from .errors import ConfigError
+from .evaluation import write_reports
+from .hardware import bf16_native
+from .predict import Predictor
+from .tasks import Task, create_task
+
+logger = logging.getLogger(__name__)
+
+LOWER_IS_BETTER = {"loss", "mse", "mae"}
+
+
+class FeatureDataset(torch.utils.data.Dataset):
+    """Features tokenised once up front; ``lengths`` lets the length-grouped sampler skip a pass."""
+
+    def __init__(self, features: list[dict]):
+        self.features = features
+
+    def __len__(self) -> int:
+        return len(self.features)
+
+    def __getitem__(self, i: int) -> dict:
+        return self.features[i]
+
+
+class LangbertTrainer(Trainer):
+    """HF Trainer whose checkpoints count only once complete (see ``checkpoints``)."""
+
+    keep_checkpoints: int = 2
+
+    def _save_checkpoint(self, model: Any, trial: Any) -> None:
+        super()._save_checkpoint(model, trial)
+        if self.args.should_save:
+            folder = Path(self._get_output_dir(trial)) / f"checkpoint-{self.state.global_step}"
+            checkpoints.mark_complete(folder)
+            checkpoints.rotate(folder.parent, self.keep_checkpoints, self.state.best_model_checkpoint)
+
+
+class MetricsJsonl(TrainerCallback):
+    """Every log line (loss, lr, dev metrics) as JSON lines: easy to plot, grep and diff."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        if state.is_world_process_zero and state.global_step > 0 and self.path.exists():
+            # Resumed: drop lines logged after the checkpoint, they will be logged again.
+            kept = [l for l in self.path.read_text(encoding="utf-8").splitlines()
+                    if l.strip() and json.loads(l).get("step", 0) <= state.global_step]
+            self.path.write_text("".join(l + "\n" for l in kept), encoding="utf-8")
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if state.is_world_process_zero and logs:
+            with open(self.path, "a", encoding="utf-8") as f:
+                f.write(json.dumps({"step": state.global_step, "epoch": state.epoch, **logs}) + "\n")
+
+
+def prepare_task(config: TrainConfig, splits: Splits | None = None) -> tuple[Task, Splits]:
+    task = create_task(config.task, threshold=config.threshold)
+    splits = splits or load_splits(config.data, task.parse_label)
+    task.fit(splits.train)
+    for name, rows in splits.items():
+        task.check(rows, name)
+        task.check_rows_have_pairs(rows)
+    if not splits.dev:
+        raise ConfigError("no dev rows: give a dev file or more training rows")
+    return task, splits
+
+
+def training_arguments(config: TrainConfig, task: Task, checkpoint_dir: Path) -> TrainingArguments:
+    metric = config.metric or task.default_metric
+    per_epoch = config.eval_steps is None
+    bf16 = bf16_native() if config.bf16 is None else config.bf16
+    return TrainingArguments(
+        output_dir=str(checkpoint_dir),
+        num_train_epochs=config.epochs,
+        max_steps=config.max_steps,
+        per_device_train_batch_size=config.batch_size,
+        per_device_eval_batch_size=config.eval_batch_size,
+        gradient_accumulation_steps=config.gradient_accumulation_steps,
+        optim="adamw_torch" if config.optimizer == "adamw" else "sgd",
+        optim_args=f"momentum={config.momentum}" if config.optimizer == "sgd" else None,
+        learning_rate=config.learning_rate,
+        weight_decay=config.weight_decay,
+        lr_scheduler_type=config.scheduler,
+        warmup_steps=config.warmup_ratio,
+        max_grad_norm=config.max_grad_norm,
+        seed=config.seed,
+        bf16=bf16,
+        use_cpu=not torch.cuda.is_available(),
+        train_sampling_strategy="group_by_length" if config.group_by_length else "random",
+        eval_strategy="epoch" if per_epoch else "steps",
+        save_strategy="epoch" if per_epoch else "steps",
+        eval_steps=config.eval_steps,
+        save_steps=config.eval_steps,
+        save_total_limit=None,  # rotation happens after the COMPLETE marker, in LangbertTrainer
+        load_best_model_at_end=True,
+        metric_for_best_model=metric,
+        greater_is_better=metric not in LOWER_IS_BETTER,
+        logging_steps=config.logging_steps,
+        logging_first_step=True,
+        report_to="none",  # TensorBoard is added explicitly, writing into the output folder
+        disable_tqdm=not config.progress,
+        dataloader_num_workers=0,
+        remove_unused_columns=False,
+    )
+
+
+def train(config: TrainConfig, callbacks: Sequence[TrainerCallback] = (), splits: Splits | None = None) -> Path:
+    out = Path(config.output_dir)
+    checkpoint_dir = out / "checkpoints"
+    if not config.resume and checkpoints.checkpoints(checkpoint_dir):
+        raise ConfigError(f"{checkpoint_dir} holds checkpoints of an earlier run: pass --resume to continue it, "
+                          "or choose another --output-dir")
+    out.mkdir(parents=True, exist_ok=True)
+    model_path = resolve_model(config.model)
+
+    task, splits = prepare_task(config, splits)
+    tokenizer = AutoTokenizer.from_pretrained(model_path)
+    if not getattr(tokenizer, "is_fast", False):
+        raise ConfigError(f"{config.model}: langbert needs a fast (Rust) tokenizer for character offsets")
+    train_set = FeatureDataset(task.encode(splits.train, tokenizer, config.max_length))
+    dev_set = FeatureDataset(task.encode(splits.dev, tokenizer, config.max_length))
+    _log_truncation(train_set, config.max_length, "train")
+
+    torch.manual_seed(config.seed)  # the new head's initialisation is part of the run's identity
+    model = task.build_model(model_path, dropout=config.dropout)
+    args = training_arguments(config, task, checkpoint_dir)
+    extra: list[TrainerCallback] = [MetricsJsonl(out / "metrics.jsonl"), _tensorboard(out / "tensorboard")]
+    if config.early_stopping_patience:
+        extra.append(EarlyStoppingCallback(early_stopping_patience=config.early_stopping_patience))
+    trainer = LangbertTrainer(
+        model=model,
+        args=args,
+        train_dataset=train_set,
+        eval_dataset=dev_set,
+        processing_class=tokenizer,
+        data_collator=task.collator(tokenizer),
+        compute_metrics=task.compute_metrics,
+        callbacks=[*extra, *callbacks],
+    )
+    trainer.keep_checkpoints = config.keep_checkpoints
+    resume_from = checkpoints.last_complete(checkpoint_dir) if config.resume else None
+    if config.resume and resume_from is None:
+        logger.warning("--resume: no complete checkpoint in %s, starting from scratch", checkpoint_dir)
+    trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+
+    if not trainer.is_world_process_zero():
+        return out
+    trainer.save_model(str(out))
+    (out / "training_args.bin").unlink(missing_ok=True)  # a pickle; the folder stays loadable without pickles
+    tokenizer.save_pretrained(str(out))
+    predictor = Predictor(task, trainer.model, tokenizer, config.max_length, {})
+    reports = {name: predictor.evaluate(rows, config.eval_batch_size)
+               for name, rows in (("dev", splits.dev), ("test", splits.test)) if rows}
+    write_reports(reports, out, title=f"{config.task} on {splits.source}")
+    write_metadata(out, {
+        "task": task.state(),
+        "max_length": config.max_length,
+        "base_model": config.model,
+        "config": config.to_dict(),
+        "data": {"source": splits.source, "fingerprints": splits.fingerprints(),
+                 "rows": {n: len(r) for n, r in splits.items()}},
+        "best_checkpoint": trainer.state.best_model_checkpoint,
+        "best_dev_metric": {args.metric_for_best_model: trainer.state.best_metric},
+        "metrics": {name: r.metrics for name, r in reports.items()},
+        "steps": trainer.state.global_step,
+    })
+    return out
+
+
+def _tensorboard(path: Path) -> TensorBoardCallback:
+    callback = TensorBoardCallback()
+    callback.logging_dir = str(path)  # HF would pick a dated folder under checkpoints/
+    return callback
+
+
+def _log_truncation(dataset: FeatureDataset, max_length: int, split: str) -> None:
+    lengths = np.array([len(f["input_ids"]) for f in dataset.features])
+    truncated = int((lengths >= max_length).sum())
+    if truncated:
+        logger.warning("%d of %d %s texts reach max_length=%d tokens and are truncated",
+                       truncated, len(lengths), split, max_length)

@@ -1,0 +1,68 @@
+"""Tiny random BERTs built in memory, and small data written by the tests themselves."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+CJK = "好差很不错坏棒烂喜欢讨厌快慢贵便宜质量服务满意失望我你他的是了在北京上海发布年月日中国人民"
+VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *CJK, *"abcdefghijklmnopqrstuvwxyz0123456789",
+         "iphone", "##s", "##ing", ".", ",", "!", "?"]
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> str:
+    """A 2-layer, 32-wide random BERT with a small character vocabulary, saved like a hub checkpoint."""
+    import torch
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    folder = tmp_path_factory.mktemp("tiny-bert")
+    # transformers 5 takes the vocabulary itself (a silently ignored ``vocab_file`` gives an all-[UNK] tokenizer)
+    tokenizer = BertTokenizerFast(vocab={token: i for i, token in enumerate(dict.fromkeys(VOCAB))}, do_lower_case=True)
+    assert tokenizer.convert_tokens_to_ids("好") != tokenizer.unk_token_id
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=128)
+    BertModel(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return str(folder)
+
+
+def write_jsonl(path: Path, records: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
+    return path
+
+
+def write_csv(path: Path, header: list[str], rows: list[list[str]], delimiter: str = ",") -> Path:
+    import csv
+
+    with open(path, "w", encoding="utf-8", newline="") as f:
+        writer = csv.writer(f, delimiter=delimiter)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return path
+
+
+SENTIMENT = [
+    ("很好很喜欢", "pos"), ("质量好满意", "pos"), ("服务很棒", "pos"), ("便宜又好", "pos"),
+    ("很差很失望", "neg"), ("质量差讨厌", "neg"), ("服务太烂", "neg"), ("贵又慢不好", "neg"),
+]
+
+
+def tiny_train_config(tmp_path: Path, model_dir: str, train: Path, dev: Path | None = None, **overrides):
+    """Settings that make a tiny model memorise a handful of rows in a few seconds."""
+    from langbert.config import DataConfig, TrainConfig
+
+    data_keys = {"pair_column", "label_delimiter", "text_column", "label_column", "test"}
+    data = DataConfig(train=str(train), dev=str(dev or train), **{k: overrides.pop(k) for k in list(overrides) if k in data_keys})
+    settings = dict(task="text-classification", model=model_dir, output_dir=str(tmp_path / "out"), data=data,
+                    max_length=32, max_steps=60, eval_steps=30, batch_size=8, learning_rate=3e-3, warmup_ratio=0.0,
+                    weight_decay=0.0, logging_steps=10, progress=False, bf16=False, seed=0)
+    settings.update(overrides)
+    return TrainConfig(**settings)

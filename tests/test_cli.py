@@ -1,0 +1,85 @@
+"""The CLI run in-process: train -> predict (file and stdin) -> eval, data info/check, bad input."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+
+from langbert.cli import main
+from tests.conftest import SENTIMENT, write_csv
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, tiny_model_dir):
+    tmp = tmp_path_factory.mktemp("cli")
+    train_csv = write_csv(tmp / "train.csv", ["review", "stars"], [[t, l] for t, l in SENTIMENT])
+    out = tmp / "model"
+    code = main(["train", "--model", tiny_model_dir, "--train", str(train_csv), "--dev", str(train_csv),
+                 "--text-column", "review", "--label-column", "stars", "--output-dir", str(out),
+                 "--max-steps", "60", "--eval-steps", "30", "--learning-rate", "3e-3", "--warmup-ratio", "0",
+                 "--batch-size", "8", "--max-length", "32", "--no-bf16", "--no-progress", "--weight-decay", "0"])
+    assert code == 0
+    return tmp, out, train_csv
+
+
+def test_train_writes_a_self_describing_folder(trained):
+    _, out, _ = trained
+    meta = json.loads((out / "langbert.json").read_text(encoding="utf-8"))
+    assert meta["task"]["name"] == "text-classification" and meta["max_length"] == 32
+    assert set(meta["data"]["fingerprints"]) == {"train", "dev"} and meta["metrics"]["dev"]["accuracy"] == 1.0
+    assert meta["config"]["data"]["text_column"] == "review"
+
+
+def test_predict_from_file_and_stdin(trained, capsys, monkeypatch):
+    tmp, out, _ = trained
+    texts = tmp / "texts.txt"
+    texts.write_text("很好很喜欢\n\n很差很失望\n", encoding="utf-8")
+    assert main(["predict", str(out), str(texts), "--out", str(tmp / "p.jsonl")]) == 0
+    preds = [json.loads(l) for l in (tmp / "p.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert [(p["text"], p["label"]) for p in preds] == [("很好很喜欢", "pos"), ("很差很失望", "neg")]
+    monkeypatch.setattr("sys.stdin", io.StringIO("服务很棒\n"))
+    capsys.readouterr()
+    assert main(["predict", str(out)]) == 0
+    (line,) = capsys.readouterr().out.splitlines()
+    assert json.loads(line)["label"] == "pos"
+
+
+def test_eval_writes_reports(trained, capsys):
+    tmp, out, train_csv = trained
+    report_dir = tmp / "report"
+    assert main(["eval", str(out), "--data", str(train_csv), "--text-column", "review", "--label-column", "stars",
+                 "--out", str(report_dir)]) == 0
+    result = json.loads((report_dir / "eval.json").read_text())
+    assert result["train"]["metrics"]["accuracy"] == 1.0
+    assert (report_dir / "confusion_train.png").stat().st_size > 1000
+    assert "| pos |" in (report_dir / "eval.md").read_text()
+
+
+def test_eval_rejects_unseen_labels_with_location(trained, capsys):
+    tmp, out, _ = trained
+    dev = write_csv(tmp / "dev.csv", ["review", "stars"], [["很好", "pos"], ["一般", "meh"]])
+    assert main(["eval", str(out), "--data", str(dev), "--text-column", "review", "--label-column", "stars"]) == 2
+    err = capsys.readouterr().err
+    assert f"{dev}:3: field 'label'" in err and "meh" in err and "Traceback" not in err
+
+
+def test_data_check_summary_and_errors(tmp_path, tiny_model_dir, capsys):
+    good = write_csv(tmp_path / "g.csv", ["text", "label"], [["很好", "pos"], ["很好", "pos"], ["很差", "neg"]])
+    assert main(["data", "check", str(good), "--task", "text-classification", "--model", tiny_model_dir]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["rows"] == 3 and summary["duplicate_rows"] == 1 and summary["labels"] == {"pos": 2, "neg": 1}
+    bad = tmp_path / "b.jsonl"
+    bad.write_text('{"text": "好", "label": "pos"}\n{"text": ""}\n', encoding="utf-8")
+    assert main(["data", "check", str(bad), "--task", "text-classification", "--model", tiny_model_dir]) == 2
+    assert f"{bad}:2: field 'text': empty text" in capsys.readouterr().err
+
+
+def test_data_info_and_existing_checkpoints_guard(trained, capsys):
+    assert main(["data", "info", "zh-sentiment"]) == 0
+    assert "conflicting_texts        47" in capsys.readouterr().out
+    _, out, train_csv = trained
+    assert main(["train", "--train", str(train_csv), "--output-dir", str(out), "--text-column", "review",
+                 "--label-column", "stars"]) == 2
+    assert "--resume" in capsys.readouterr().err
