@@ -13,7 +13,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 CJK = "好差很不错坏棒烂喜欢讨厌快慢贵便宜质量服务满意失望我你他的是了在北京上海发布年月日中国人民"
 VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *CJK, *"abcdefghijklmnopqrstuvwxyz0123456789",
-         "iphone", "##s", "##ing", ".", ",", "!", "?"]
+         "iphone", "##s", "##ing", ".", ",", "!", "?", "like", "be", "fond", "of", "big", "large", "beijing"]
 
 
 @pytest.fixture(scope="session")

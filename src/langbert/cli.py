@@ -14,7 +14,7 @@ import typing
 from pathlib import Path
 from typing import Any, Callable, Literal
 
-from .config import DataConfig, TrainConfig
+from .config import AdaptConfig, DataConfig, PretrainConfig, TrainConfig
 from .errors import LangbertError
 
 
@@ -27,7 +27,7 @@ def _field_docs(cls: type) -> dict[str, str]:
     docs = {}
     for node, nxt in zip(body, body[1:]):
         if isinstance(node, ast.AnnAssign) and isinstance(nxt, ast.Expr) and isinstance(nxt.value, ast.Constant):
-            docs[node.target.id] = " ".join(str(nxt.value.value).split())
+            docs[node.target.id] = " ".join(str(nxt.value.value).split()).replace("%", "%%")  # argparse formats help
     return docs
 
 
@@ -45,6 +45,8 @@ def add_config_flags(parser: argparse.ArgumentParser, classes: tuple[type, ...] 
             kwargs: dict[str, Any] = {"dest": f.name, "default": argparse.SUPPRESS, "help": docs.get(f.name, "")}
             if base is bool:
                 kwargs["action"] = argparse.BooleanOptionalAction
+            elif typing.get_origin(base) is list:
+                kwargs.update(nargs="+", type=typing.get_args(base)[0])
             elif typing.get_origin(base) is Literal:
                 kwargs["choices"] = list(typing.get_args(base))
             else:
@@ -52,8 +54,8 @@ def add_config_flags(parser: argparse.ArgumentParser, classes: tuple[type, ...] 
             group.add_argument("--" + f.name.replace("_", "-"), **kwargs)
 
 
-def _overrides(ns: argparse.Namespace) -> dict[str, Any]:
-    names = {f.name for cls in (TrainConfig, DataConfig) for f in dataclasses.fields(cls)}
+def _overrides(ns: argparse.Namespace, classes: tuple[type, ...] = (TrainConfig, DataConfig)) -> dict[str, Any]:
+    names = {f.name for cls in classes for f in dataclasses.fields(cls)}
     return {k: v for k, v in vars(ns).items() if k in names}
 
 
@@ -159,6 +161,32 @@ def cmd_data_check(ns: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_adapt(ns: argparse.Namespace) -> int:
+    from .config import AdaptConfig, load_flat_recipe
+    from .language.adapt import adapt
+
+    out = adapt(load_flat_recipe(AdaptConfig, _recipe(ns), _overrides(ns, (AdaptConfig,))))
+    print((out / "adapt.md").read_text(encoding="utf-8"))
+    print(f"adapted checkpoint written to {out}")
+    return 0
+
+
+def cmd_pretrain(ns: argparse.Namespace) -> int:
+    from .config import PretrainConfig, load_flat_recipe
+    from .language.pretrain import pretrain
+
+    out = pretrain(load_flat_recipe(PretrainConfig, _recipe(ns), _overrides(ns, (PretrainConfig,))))
+    meta = json.loads((out / "langbert.json").read_text(encoding="utf-8"))
+    print(f"held-out MLM perplexity {meta['heldout_perplexity']}; checkpoint written to {out}")
+    return 0
+
+
+def _recipe(ns: argparse.Namespace) -> Path | None:
+    from .recipes import recipe_path
+
+    return recipe_path(ns.recipe) if ns.recipe else None
+
+
 def cmd_demo(ns: argparse.Namespace) -> int:
     from .demo import run_demo
 
@@ -182,6 +210,14 @@ def _train_args(p: argparse.ArgumentParser) -> None:
 
     p.add_argument("recipe", nargs="?", help=f"YAML recipe file or packaged recipe name ({', '.join(recipe_names())})")
     add_config_flags(p)
+
+
+def _stage_args(cls: type) -> Callable[[argparse.ArgumentParser], None]:
+    def add(p: argparse.ArgumentParser) -> None:
+        p.add_argument("recipe", nargs="?", help="YAML recipe file or packaged recipe name")
+        add_config_flags(p, (cls,))
+
+    return add
 
 
 def _eval_args(p: argparse.ArgumentParser) -> None:
@@ -223,6 +259,8 @@ def _demo_args(p: argparse.ArgumentParser) -> None:
 
 
 COMMANDS: dict[str, tuple[str, Callable, Callable]] = {
+    "adapt": ("give a general model a target-language vocabulary and embeddings", _stage_args(AdaptConfig), cmd_adapt),
+    "pretrain": ("continue masked-LM pretraining on unlabelled text", _stage_args(PretrainConfig), cmd_pretrain),
     "train": ("fine-tune a model for a task", _train_args, cmd_train),
     "eval": ("evaluate a trained model folder on labelled data", _eval_args, cmd_eval),
     "predict": ("predict with a trained model folder, JSONL out", _predict_args, cmd_predict),

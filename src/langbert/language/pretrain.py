@@ -1,0 +1,149 @@
+"""``langbert pretrain``: continued masked-LM on unlabelled text, for any language.
+
+Read top to bottom: pack the corpus (held-out 1% apart) -> a fixed, pre-masked held-out set for
+perplexity -> BertForMaskedLM with its head tied to the embeddings -> HF Trainer with whole-word masking,
+an optional embeddings-only first phase and a wall-time budget -> checkpoint + perplexity before/after.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import AutoModelForMaskedLM, AutoTokenizer, TrainerCallback, TrainingArguments
+
+from .. import checkpoints
+from ..artifacts import write_metadata
+from ..config import PretrainConfig, resolve_model
+from ..errors import ConfigError
+from ..hardware import bf16_native
+from ..training import LangbertTrainer, MetricsJsonl
+from .adapt import heldout_texts, training_texts
+from .masking import WholeWordMaskCollator
+from .packing import PackedBlocks, pack
+
+logger = logging.getLogger(__name__)
+
+
+class EmbeddingsFirst(TrainerCallback):
+    """Phase 1 trains only the word embeddings and the MLM head: new rows settle in before the body moves.
+
+    The optimizer holds every parameter from the start; frozen ones get no gradient, so AdamW skips them.
+    """
+
+    def __init__(self, model: Any, steps: int):
+        self.model, self.steps = model, steps
+
+    def _set_body_trainable(self, trainable: bool) -> None:
+        embeddings = self.model.get_input_embeddings().weight
+        head = self.model.get_output_embeddings()
+        keep = {id(embeddings), *(id(p) for p in self._head_params(head))}
+        for p in self.model.parameters():
+            if id(p) not in keep:
+                p.requires_grad_(trainable)
+
+    def _head_params(self, head: Any) -> list:
+        owner = getattr(self.model, "cls", None)  # BERT's MLM head (transform + bias)
+        return list(owner.parameters()) if owner is not None else list(head.parameters())
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        if state.global_step < self.steps:
+            logger.info("phase 1: embeddings and MLM head only, until step %d", self.steps)
+            self._set_body_trainable(False)
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step == self.steps:
+            logger.info("phase 2: the full model from step %d", self.steps)
+            self._set_body_trainable(True)
+
+
+class TimeBudget(TrainerCallback):
+    def __init__(self, minutes: float):
+        self.seconds, self.start = minutes * 60, None
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.start = time.monotonic()
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if time.monotonic() - self.start > self.seconds:
+            logger.info("time budget reached at step %d: saving and stopping", state.global_step)
+            control.should_training_stop = control.should_save = control.should_evaluate = True
+
+
+def pretrain(cfg: PretrainConfig) -> Path:
+    out = Path(cfg.output_dir)
+    checkpoint_dir = out / "checkpoints"
+    if not cfg.resume and checkpoints.checkpoints(checkpoint_dir):
+        raise ConfigError(f"{checkpoint_dir} holds checkpoints of an earlier run: pass --resume or another --output-dir")
+    model_path = resolve_model(cfg.model)
+    tokenizer = AutoTokenizer.from_pretrained(model_path)
+    segmenter = cfg.segmenter if cfg.whole_word_masking else None
+
+    cache = out / "data"
+    if not (cache / "train.json").exists():  # packed once; a resumed run reuses it
+        tokenizer.save_pretrained(cache / "tokenizer")
+        pack(training_texts(cfg.corpus), str(cache / "tokenizer"), cache / "train", segmenter, cfg.workers)
+        pack(heldout_texts(cfg.corpus), str(cache / "tokenizer"), cache / "heldout", segmenter, 1)
+    train_set = PackedBlocks(cache / "train", cfg.block_size, tokenizer.cls_token_id, tokenizer.sep_token_id)
+    held = PackedBlocks(cache / "heldout", cfg.block_size, tokenizer.cls_token_id, tokenizer.sep_token_id)
+    if len(train_set) == 0:
+        raise ConfigError(f"corpus {cfg.corpus} gives no full block of {cfg.block_size} tokens")
+
+    special = tuple(sorted(set(tokenizer.all_special_ids)))
+    collator = WholeWordMaskCollator(tokenizer.mask_token_id, len(tokenizer), special, cfg.mlm_probability,
+                                     cfg.whole_word_masking)
+    # The held-out set is masked once with a fixed seed, so perplexities are comparable across evaluations.
+    fixed = WholeWordMaskCollator(tokenizer.mask_token_id, len(tokenizer), special, cfg.mlm_probability,
+                                  cfg.whole_word_masking, torch.Generator().manual_seed(1234))
+    eval_set = [{k: v[0] for k, v in fixed([held[i]]).items()} for i in range(min(len(held), cfg.eval_blocks))]
+
+    torch.manual_seed(cfg.seed)
+    model = AutoModelForMaskedLM.from_pretrained(model_path)
+    if len(tokenizer) > model.config.vocab_size:
+        raise ConfigError(f"{cfg.model}: tokenizer has {len(tokenizer)} tokens, the model {model.config.vocab_size}")
+    model.tie_weights()
+
+    args = TrainingArguments(
+        output_dir=str(checkpoint_dir), max_steps=cfg.max_steps, per_device_train_batch_size=cfg.batch_size,
+        per_device_eval_batch_size=cfg.batch_size, learning_rate=cfg.learning_rate, weight_decay=cfg.weight_decay,
+        warmup_steps=cfg.warmup_ratio, lr_scheduler_type=cfg.scheduler, max_grad_norm=cfg.max_grad_norm,
+        seed=cfg.seed, bf16=bf16_native() if cfg.bf16 is None else cfg.bf16, use_cpu=not torch.cuda.is_available(),
+        eval_strategy="steps" if eval_set else "no", eval_steps=cfg.eval_steps, save_strategy="steps",
+        save_steps=cfg.eval_steps, save_total_limit=None, logging_steps=cfg.logging_steps, logging_first_step=True,
+        report_to="none", disable_tqdm=not cfg.progress, remove_unused_columns=False, dataloader_num_workers=0,
+    )
+    callbacks: list[TrainerCallback] = [MetricsJsonl(out / "metrics.jsonl")]
+    if cfg.embeddings_only_steps:
+        callbacks.append(EmbeddingsFirst(model, cfg.embeddings_only_steps))
+    if cfg.max_minutes:
+        callbacks.append(TimeBudget(cfg.max_minutes))
+    trainer = LangbertTrainer(model=model, args=args, train_dataset=train_set, eval_dataset=eval_set or None,
+                              data_collator=collator, processing_class=tokenizer, callbacks=callbacks)
+    trainer.keep_checkpoints = 1
+
+    resume_from = checkpoints.last_complete(checkpoint_dir) if cfg.resume else None
+    before = _perplexity(trainer) if eval_set and resume_from is None else None
+    trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+    after = _perplexity(trainer) if eval_set else None
+
+    if trainer.is_world_process_zero():
+        trainer.save_model(str(out))
+        (out / "training_args.bin").unlink(missing_ok=True)
+        tokenizer.save_pretrained(str(out))
+        write_metadata(out, {
+            "stage": "pretrain", "source_model": cfg.model, "config": cfg.to_dict(),
+            "steps": trainer.state.global_step, "train_blocks": len(train_set), "heldout_blocks": len(eval_set),
+            "tokens_seen": trainer.state.global_step * cfg.batch_size * cfg.block_size,
+            "heldout_perplexity": {"before": before, "after": after},
+        })
+        logger.info("held-out MLM perplexity: %s -> %s", before, after)
+    return out
+
+
+def _perplexity(trainer: LangbertTrainer) -> float:
+    loss = trainer.evaluate()["eval_loss"]
+    return float(math.exp(min(loss, 50.0)))

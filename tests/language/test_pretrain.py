@@ -1,0 +1,118 @@
+"""Whole-word masking, packing without padding, the embeddings-first phase, perplexity and resume."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import torch
+from transformers import AutoTokenizer
+
+from langbert.config import PretrainConfig
+from langbert.language.masking import WholeWordMaskCollator
+from langbert.language.packing import PackedBlocks, pack, word_starts
+from langbert.language.pretrain import pretrain
+from tests.language.test_adapt import CORPUS
+
+
+def test_word_starts_follow_the_segmenter_and_wordpiece():
+    text = "我喜欢北京playing"
+    offsets = [(0, 1), (1, 2), (2, 3), (3, 4), (4, 5), (5, 9), (9, 12)]  # ..., "play", "##ing"
+    segmenter = lambda t: ["我", "喜欢", "北京", "playing"]  # noqa: E731
+    assert word_starts(text, offsets, segmenter) == [1, 1, 0, 1, 0, 1, 0]
+    assert word_starts(text, offsets, None) == [1, 1, 1, 1, 1, 1, 0]
+
+
+def test_whole_word_masking_masks_every_token_of_a_word_together():
+    collator = WholeWordMaskCollator(mask_id=4, vocab_size=100, special_ids=(0, 1, 2, 3, 4), mlm_probability=0.3,
+                                     generator=torch.Generator().manual_seed(0))
+    ids = torch.arange(10, 76).reshape(1, 66).repeat(200, 1)
+    ids[:, 0], ids[:, -1] = 2, 3  # [CLS] 64 tokens [SEP]
+    starts = torch.zeros_like(ids)
+    starts[:, 1::4] = 1  # 16 words of 4 tokens
+    _, labels = collator.mask(ids, starts)
+    chosen = (labels != -100)[:, 1:-1].reshape(200, 16, 4)
+    assert chosen.any() and (chosen.all(-1) | ~chosen.any(-1)).all(), "a word was partly masked"
+    assert 0.25 < (labels != -100).float().mean() < 0.35
+    assert (labels[:, 0] == -100).all() and (labels[:, -1] == -100).all(), "[CLS]/[SEP] must never be predicted"
+
+
+def test_packing_leaves_no_padding(tmp_path, tiny_model_dir):
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    meta = pack(iter(CORPUS), tiny_model_dir, tmp_path / "p", "jieba", workers=1)
+    blocks = PackedBlocks(tmp_path / "p", 16, tok.cls_token_id, tok.sep_token_id)
+    assert len(blocks) == meta["tokens"] // 14 > 5
+    for i in range(len(blocks)):
+        item = blocks[i]
+        assert item["input_ids"].shape == (16,) and tok.pad_token_id not in item["input_ids"].tolist()
+        assert item["input_ids"][0] == tok.cls_token_id and item["input_ids"][-1] == tok.sep_token_id
+    ids = np.memmap(tmp_path / "p.ids", dtype=meta["dtype"], mode="r")
+    assert (ids == tok.sep_token_id).sum() == len(CORPUS), "one [SEP] between documents"
+
+
+def _config(tmp_path, model, corpus, **kw):
+    settings = dict(model=model, corpus=[str(corpus)], output_dir=str(tmp_path / "pt"), block_size=16, batch_size=4,
+                    max_steps=12, eval_steps=6, logging_steps=2, learning_rate=1e-3, workers=1, bf16=False,
+                    progress=False, seed=0)
+    settings.update(kw)
+    return PretrainConfig(**settings)
+
+
+def _corpus(tmp_path):
+    path = tmp_path / "c.txt"
+    # enough lines that the 1% hash hold-out is not empty
+    path.write_text("\n".join(f"{line}{i}" for i, line in enumerate(CORPUS * 20)) + "\n", encoding="utf-8")
+    return path
+
+
+def test_embeddings_first_then_full_model_and_perplexity(tmp_path, tiny_model_dir):
+    from safetensors.torch import load_file
+
+    corpus = _corpus(tmp_path)
+    start = load_file(f"{tiny_model_dir}/model.safetensors")
+    body, emb = "encoder.layer.0.attention.self.query.weight", "embeddings.word_embeddings.weight"
+
+    def trained(**kw):
+        out = pretrain(_config(tmp_path / f"run{kw['max_steps']}", tiny_model_dir, corpus, **kw))
+        weights = load_file(str(out / "model.safetensors"))
+        return {k.removeprefix("bert."): v for k, v in weights.items()}, json.loads((out / "langbert.json").read_text())
+
+    only_phase1, _ = trained(max_steps=6, embeddings_only_steps=6)
+    torch.testing.assert_close(only_phase1[body], start[body], rtol=0, atol=0)
+    assert not torch.equal(only_phase1[emb], start[emb])
+
+    both, meta = trained(max_steps=12, embeddings_only_steps=6)
+    assert not torch.equal(both[body], start[body]), "phase 2 must train the body"
+    ppl = meta["heldout_perplexity"]
+    assert meta["steps"] == 12 and ppl["before"] > 0 and ppl["after"] < ppl["before"]
+
+
+def test_pretraining_resumes(tmp_path, tiny_model_dir):
+    from transformers import TrainerCallback
+
+    corpus = _corpus(tmp_path)
+
+    class Stop(TrainerCallback):
+        def on_save(self, args, state, control, **kwargs):
+            if state.global_step == 6:
+                raise KeyboardInterrupt  # stands in for a crash right after a checkpoint
+
+    cfg = _config(tmp_path, tiny_model_dir, corpus)
+    import langbert.language.pretrain as module
+
+    original = module.LangbertTrainer.__init__
+
+    def with_stop(self, *a, callbacks=(), **kw):
+        original(self, *a, callbacks=[*callbacks, Stop()], **kw)
+
+    module.LangbertTrainer.__init__ = with_stop
+    try:
+        try:
+            pretrain(cfg)
+        except KeyboardInterrupt:
+            pass
+    finally:
+        module.LangbertTrainer.__init__ = original
+    assert not (tmp_path / "pt" / "langbert.json").exists()
+    out = pretrain(_config(tmp_path, tiny_model_dir, corpus, resume=True))
+    assert json.loads((out / "langbert.json").read_text())["steps"] == 12
