@@ -83,3 +83,34 @@ def test_data_info_and_existing_checkpoints_guard(trained, capsys):
     assert main(["train", "--train", str(train_csv), "--output-dir", str(out), "--text-column", "review",
                  "--label-column", "stars"]) == 2
     assert "--resume" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["train", "eval", "predict", "adapt", "pretrain", "demo", "data info", "data check"])
+def test_every_subcommand_has_help(command, capsys):
+    with pytest.raises(SystemExit) as info:
+        main([*command.split(), "--help"])
+    assert info.value.code == 0 and "usage: langbert" in capsys.readouterr().out
+
+
+def test_adapt_then_pretrain_then_train_from_the_cli(tmp_path, tiny_model_dir, capsys):
+    from tests.language.test_adapt import CORPUS
+
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n".join(f"{line}{i}" for i, line in enumerate(CORPUS * 20)) + "\n", encoding="utf-8")
+    adapted, pretrained = tmp_path / "adapted", tmp_path / "pretrained"
+    assert main(["adapt", "--model", tiny_model_dir, "--corpus", str(corpus), "--output-dir", str(adapted),
+                 "--init", "mean", "--vocab-size", "300", "--min-frequency", "1"]) == 0
+    assert "[UNK] rate" in capsys.readouterr().out
+    assert main(["pretrain", "--model", str(adapted), "--corpus", str(corpus), "--output-dir", str(pretrained),
+                 "--block-size", "16", "--batch-size", "4", "--max-steps", "4", "--eval-steps", "2", "--workers", "1",
+                 "--no-bf16", "--no-progress"]) == 0
+    assert "perplexity" in capsys.readouterr().out
+    train_csv = write_csv(tmp_path / "t.csv", ["text", "label"], [[t, l] for t, l in SENTIMENT])
+    assert main(["train", "--model", str(pretrained), "--train", str(train_csv), "--output-dir", str(tmp_path / "m"),
+                 "--max-steps", "2", "--eval-steps", "2", "--no-bf16", "--no-progress", "--max-length", "16"]) == 0
+
+
+def test_adapt_reports_a_missing_corpus(tmp_path, tiny_model_dir, capsys):
+    assert main(["adapt", "--model", tiny_model_dir, "--corpus", str(tmp_path / "nope.txt"),
+                 "--output-dir", str(tmp_path / "a")]) == 2
+    assert "nope.txt: corpus file not found" in capsys.readouterr().err

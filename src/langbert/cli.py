@@ -190,7 +190,7 @@ def _recipe(ns: argparse.Namespace) -> Path | None:
 def cmd_demo(ns: argparse.Namespace) -> int:
     from .demo import run_demo
 
-    run_demo(ns.output_dir, ns.max_steps)
+    run_demo(ns.output_dir, ns.max_steps, ns.pretrain_minutes)
     return 0
 
 
@@ -255,7 +255,8 @@ def _data_check_args(p: argparse.ArgumentParser) -> None:
 
 def _demo_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--output-dir", default="runs/demo")
-    p.add_argument("--max-steps", type=int, default=None, help="cap on optimizer steps (compute budget)")
+    p.add_argument("--max-steps", type=int, default=None, help="cap on fine-tuning steps (compute budget)")
+    p.add_argument("--pretrain-minutes", type=float, default=6.0, help="continued-pretraining budget")
 
 
 COMMANDS: dict[str, tuple[str, Callable, Callable]] = {

@@ -1,0 +1,174 @@
+"""Language-adaptation ablation on zh-sentiment (test split), equal fine-tuning budget for every row.
+
+Rows: tfidf-lr; the embedded model as-is; adapted with random / mean / dictionary init at char and word
+granularity (no pretraining); dictionary init + continued pretraining; [UNK] rate and MLM perplexity on
+held-out text; and a learning curve (100 / 500 / 2000 / all training examples).
+
+    python benchmarks/adaptation.py                       # the full run (hours on 2 CPU cores)
+    python benchmarks/adaptation.py --train-samples 4000 --pretrain-minutes 10 --curve 100 500 2000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _results import row, write_rows  # noqa: E402
+
+from langbert.baselines import tfidf_logreg  # noqa: E402
+from langbert.config import AdaptConfig, PretrainConfig, load_recipe  # noqa: E402
+from langbert.data import get_builtin  # noqa: E402
+from langbert.language.adapt import adapt  # noqa: E402
+from langbert.language.pretrain import pretrain  # noqa: E402
+from langbert.recipes import recipe_path  # noqa: E402
+from langbert.training import prepare_task, train  # noqa: E402
+
+
+def fine_tune(model: str, out: Path, args, train_samples: int | None = None, epochs: float | None = None) -> tuple[float, float]:
+    """Test accuracy and wall seconds of one fine-tuning run (cached: a finished folder is reused)."""
+    meta_path = out / "langbert.json"
+    if not meta_path.exists():
+        overrides = {"model": model, "output_dir": str(out), "seed": args.seed, "progress": False,
+                     "epochs": epochs or args.epochs, "learning_rate": args.learning_rate, "eval_steps": 10_000}
+        samples = train_samples or args.train_samples
+        if samples:
+            overrides["max_train_samples"] = samples
+        start = time.perf_counter()
+        train(load_recipe(recipe_path("zh-sentiment-demo"), overrides))
+        meta = json.loads(meta_path.read_text())
+        meta["wall_seconds"] = time.perf_counter() - start
+        meta_path.write_text(json.dumps(meta, indent=2, ensure_ascii=False))
+    meta = json.loads(meta_path.read_text())
+    return meta["metrics"]["test"]["accuracy"], meta["wall_seconds"]
+
+
+def timed_adapt(cfg: AdaptConfig) -> tuple[Path, float, dict]:
+    out = Path(cfg.output_dir)
+    if not (out / "langbert.json").exists():
+        start = time.perf_counter()
+        adapt(cfg)
+        meta = json.loads((out / "langbert.json").read_text())
+        meta["wall_seconds"] = time.perf_counter() - start
+        (out / "langbert.json").write_text(json.dumps(meta, indent=2, ensure_ascii=False))
+    meta = json.loads((out / "langbert.json").read_text())
+    return out, meta["wall_seconds"], meta
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--train-samples", type=int, default=None, help="fixed random subset of the training split")
+    p.add_argument("--epochs", type=float, default=1.0)
+    p.add_argument("--learning-rate", type=float, default=1e-4)
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--pretrain-minutes", type=float, default=25.0)
+    p.add_argument("--pretrain-steps", type=int, default=4000)
+    p.add_argument("--embeddings-only-steps", type=int, default=0)
+    p.add_argument("--granularities", nargs="+", default=["char", "word"])
+    p.add_argument("--inits", nargs="+", default=["random", "mean", "dictionary"])
+    p.add_argument("--curve", nargs="*", type=int, default=[100, 500, 2000])
+    p.add_argument("--work", default="benchmarks/work/adaptation")
+    args = p.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    work = Path(args.work)
+    rows: list[dict] = []
+    extra = {"seed": args.seed, "epochs": args.epochs, "train_samples": args.train_samples or "all"}
+
+    def emit(r: dict) -> None:
+        rows.append(r)
+        write_rows("adaptation", rows)  # partial results survive an interrupted run
+        print(json.dumps({k: r[k] for k in ("dataset", "system", "metric", "value", "wall_seconds")}), flush=True)
+
+    recipe = load_recipe(recipe_path("zh-sentiment-demo"), {"max_train_samples": args.train_samples})
+    _, splits = prepare_task(recipe)
+    tfidf = tfidf_logreg(splits.train, splits.test, seed=args.seed)
+    emit(row("zh-sentiment", "tfidf-lr", "test_accuracy", tfidf["accuracy"], tfidf["wall_seconds"], **extra))
+    acc, wall = fine_tune("embedded", work / "as-is", args)
+    emit(row("zh-sentiment", "as-is", "test_accuracy", acc, wall, **extra))
+
+    best: dict[str, tuple[float, str, float]] = {}
+    adapted_meta = {}
+    for gran in args.granularities:
+        for init in args.inits:
+            folder, adapt_wall, meta = timed_adapt(AdaptConfig(output_dir=str(work / f"adapt-{gran}-{init}"),
+                                                               granularity=gran, init=init, seed=args.seed))
+            adapted_meta[(gran, init)] = meta
+            acc, wall = fine_tune(str(folder), work / f"ft-{gran}-{init}", args)
+            emit(row("zh-sentiment", f"adapted-{init}-{gran}", "test_accuracy", acc, wall + adapt_wall,
+                     adapt_seconds=round(adapt_wall, 1), **extra))
+            if init not in best or acc > best[init][0]:
+                best[init] = (acc, gran, wall + adapt_wall)
+    for init, (acc, gran, wall) in best.items():
+        emit(row("zh-sentiment", f"adapted-{init}", "test_accuracy", acc, wall, granularity=gran, **extra))
+
+    heldout_before = next(iter(adapted_meta.values()))["coverage"]["before"]
+    emit(row("zh-heldout", "as-is", "unk_rate", heldout_before["unk_rate"], None))
+    if "dictionary" in best:
+        gran = best["dictionary"][1]
+        meta = adapted_meta[(gran, "dictionary")]
+        emit(row("zh-heldout", "adapted-dictionary", "unk_rate", meta["coverage"]["after"]["unk_rate"], None,
+                 granularity=gran))
+
+        pre_dir = work / f"pretrain-{gran}"
+        start = time.perf_counter()
+        if not (pre_dir / "langbert.json").exists():
+            pretrain(PretrainConfig(model=str(work / f"adapt-{gran}-dictionary"), output_dir=str(pre_dir),
+                                    max_steps=args.pretrain_steps, max_minutes=args.pretrain_minutes,
+                                    embeddings_only_steps=args.embeddings_only_steps, progress=False,
+                                    seed=args.seed, resume=(pre_dir / "checkpoints").exists()))
+        pre_wall = time.perf_counter() - start
+        pre_meta = json.loads((pre_dir / "langbert.json").read_text())
+        ppl = pre_meta["heldout_perplexity"]
+        emit(row("zh-heldout", "adapted-dictionary", "mlm_perplexity", ppl["before"], None, granularity=gran))
+        emit(row("zh-heldout", "adapted-dictionary-pretrained", "mlm_perplexity", ppl["after"], pre_wall,
+                 granularity=gran, pretrain_steps=pre_meta["steps"]))
+        acc, wall = fine_tune(str(pre_dir), work / f"ft-{gran}-dictionary-pretrained", args)
+        for system in ("adapted-dictionary-pretrained", f"adapted-dictionary-pretrained-{gran}"):
+            emit(row("zh-sentiment", system, "test_accuracy", acc, wall + pre_wall, pretrain_seconds=round(pre_wall, 1),
+                     pretrain_steps=pre_meta["steps"], granularity=gran, **extra))
+
+        full = len(get_builtin("zh-sentiment").load().splits["train"])
+        for n in [*args.curve, args.train_samples or full]:
+            epochs = max(1.0, min(10.0, 2000 / n))  # small sets get more passes, at least ~60 steps
+            subset = load_recipe(recipe_path("zh-sentiment-demo"), {"max_train_samples": n})
+            _, small = prepare_task(subset)
+            t = tfidf_logreg(small.train, small.test, seed=args.seed)
+            emit(row(f"zh-sentiment@{n}", "tfidf-lr", "test_accuracy", t["accuracy"], t["wall_seconds"]))
+            main_runs = {"as-is": work / "as-is", "adapted-dictionary-pretrained": work / f"ft-{gran}-dictionary-pretrained"}
+            for system, model in (("as-is", "embedded"), ("adapted-dictionary-pretrained", str(pre_dir))):
+                if n == (args.train_samples or full):  # the main runs above are this point of the curve
+                    epochs = args.epochs
+                    acc, wall = fine_tune(model, main_runs[system], args)
+                else:
+                    acc, wall = fine_tune(model, work / f"curve-{system}-{n}", args, train_samples=n, epochs=epochs)
+                emit(row(f"zh-sentiment@{n}", system, "test_accuracy", acc, wall, epochs=epochs))
+        plot_curve(rows, Path(__file__).parent / "results" / "learning_curve.png")
+
+
+def plot_curve(rows: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    curve = [r for r in rows if r["dataset"].startswith("zh-sentiment@")]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for system in dict.fromkeys(r["system"] for r in curve):
+        pts = sorted((int(r["dataset"].split("@")[1]), r["value"]) for r in curve if r["system"] == system)
+        ax.plot([n for n, _ in pts], [v for _, v in pts], marker="o", label=system)
+    ax.set_xscale("log")
+    ax.set_xlabel("labelled training examples")
+    ax.set_ylabel("test accuracy")
+    ax.set_title("zh-sentiment: accuracy vs labelled data")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+if __name__ == "__main__":
+    main()
