@@ -74,13 +74,13 @@ def cmd_train(ns: argparse.Namespace) -> int:
 
 
 def _rows_for(ns: argparse.Namespace, task: Any, label_required: bool) -> dict[str, list]:
-    from .data import Columns, get_builtin, read_rows
+    from .data import Columns, get_builtin
 
     if ns.dataset:
         data = get_builtin(ns.dataset).load()
         return {ns.split: data.splits[ns.split]}
     columns = Columns(ns.text_column, ns.pair_column, ns.label_column, ns.label_delimiter)
-    return {Path(ns.data).stem: read_rows(ns.data, columns, task.parse_label, label_required=label_required)}
+    return {Path(ns.data).stem: task.read(ns.data, columns, label_required=label_required)}
 
 
 def cmd_eval(ns: argparse.Namespace) -> int:
@@ -147,13 +147,13 @@ def cmd_data_check(ns: argparse.Namespace) -> int:
     from transformers import AutoTokenizer
 
     from .config import resolve_model
-    from .data import Columns, read_rows
+    from .data import Columns
     from .data.check import summarize
     from .tasks import create_task
 
     task = create_task(ns.task)
     columns = Columns(ns.text_column, ns.pair_column, ns.label_column, ns.label_delimiter)
-    rows = read_rows(ns.file, columns, task.parse_label)
+    rows = task.read(ns.file, columns)
     task.check_rows_have_pairs(rows)
     tokenizer = AutoTokenizer.from_pretrained(resolve_model(ns.model))
     print(json.dumps({"file": ns.file, "task": ns.task, **summarize(rows, tokenizer, ns.max_length)},

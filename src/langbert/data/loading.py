@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from typing import Callable
 
 from ..config import DataConfig
 from .builtin import get_builtin
@@ -30,7 +31,10 @@ def columns_of(cfg: DataConfig) -> Columns:
     return Columns(cfg.text_column, cfg.pair_column, cfg.label_column, cfg.label_delimiter)
 
 
-def load_splits(cfg: DataConfig, parse_label: LabelParser | None = None) -> Splits:
+def load_splits(cfg: DataConfig, read: Callable[..., list[Row]] | None = None,
+                parse_label: LabelParser | None = None) -> Splits:
+    """``read(path, columns)`` reads a user file (a Task's reader); ``parse_label`` normalises built-in labels."""
+    read = read or (lambda path, columns: read_rows(path, columns, parse_label))
     if cfg.dataset is not None:
         data = get_builtin(cfg.dataset).load()
         rows = data.splits
@@ -39,15 +43,15 @@ def load_splits(cfg: DataConfig, parse_label: LabelParser | None = None) -> Spli
         splits = Splits(rows["train"], rows["dev"], rows["test"], source=f"built-in:{cfg.dataset}")
     else:
         columns = columns_of(cfg)
-        train = read_rows(cfg.train, columns, parse_label)
+        train = read(cfg.train, columns)
         if cfg.dev:
-            dev = read_rows(cfg.dev, columns, parse_label)
+            dev = read(cfg.dev, columns)
         else:
             # Hold out by hash, not by position: a sorted file would otherwise give a skewed dev set.
             held = [split_of(_key(r), dev_percent=10, test_percent=0) == "dev" for r in train]
             dev = [r for r, h in zip(train, held) if h]
             train = [r for r, h in zip(train, held) if not h]
-        test = read_rows(cfg.test, columns, parse_label) if cfg.test else []
+        test = read(cfg.test, columns) if cfg.test else []
         splits = Splits(train, dev, test, source=str(cfg.train))
     if cfg.max_train_samples is not None:
         # A hash order is a fixed random order: a subset of a file sorted by label stays mixed.

@@ -12,20 +12,13 @@ Both give exact character offsets, which sequence labelling depends on.
 from __future__ import annotations
 
 import math
-import re
 from collections import Counter
 from typing import Any, Iterable, Literal
 
 from ..data.segment import Segmenter
 
 SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-# CJK Unified Ideographs (+ extensions A-F, compatibility): the ranges BERT splits into single characters.
-CJK_CLASS = r"\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002ffff"
-CJK_RUN = re.compile(f"[{CJK_CLASS}]+")
-
-
-def is_cjk(token: str) -> bool:
-    return bool(token) and CJK_RUN.fullmatch(token) is not None
+from ..data.vocab_chars import CJK_CLASS, CJK_RUN, is_cjk  # noqa: F401  (CJK ideographs: BERT's ranges)
 
 
 def _lowercases(tokenizer: Any) -> bool:

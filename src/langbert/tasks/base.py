@@ -8,10 +8,12 @@ prediction, export and serving take a Task object and never look at its name.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from pathlib import Path
 from typing import Any, ClassVar, Sequence
 
 import numpy as np
 
+from ..data.readers import Columns, read_rows
 from ..data.rows import Row
 from ..errors import ConfigError, DataError
 from ..evaluation import Report
@@ -23,6 +25,8 @@ class Task(ABC):
     default_metric: ClassVar[str]
     """Dev metric for early stopping / best checkpoint unless the config names another."""
     needs_pair: ClassVar[bool] = False
+    windowed: ClassVar[bool] = False
+    """Long texts are cut into overlapping windows rather than truncated."""
 
     def __init__(self, labels: Sequence[str] | None = None, threshold: float = 0.5):
         self.labels: list[str] = list(labels) if labels is not None else []
@@ -38,6 +42,10 @@ class Task(ABC):
 
     def check(self, rows: Sequence[Row], split: str) -> None:
         """Reject rows whose labels training never saw: a model cannot predict them, and metrics lie."""
+
+    def read(self, path: str | Path, columns: Columns = Columns(), label_required: bool = True) -> list[Row]:
+        """A user file -> rows; tasks with their own formats (CoNLL, spans) override this."""
+        return read_rows(path, columns, self.parse_label, label_required=label_required)
 
     # -- model ----------------------------------------------------------------------------------
     @abstractmethod
@@ -66,8 +74,23 @@ class Task(ABC):
         """The full report (per-class table, plots) for ``langbert eval``."""
 
     @abstractmethod
-    def decode(self, outputs: np.ndarray) -> list[dict[str, Any]]:
-        """Model outputs for a batch -> what a user reads, one dict per input."""
+    def decode(self, outputs: Any, rows: Sequence[Row]) -> list[dict[str, Any]]:
+        """Outputs of ``gather`` -> what a user reads, one dict per row."""
+
+    def unbatch(self, model: Any, outputs: Any, batch: dict) -> list[Any]:
+        """A model's batch output -> one result per feature (default: its logits row)."""
+        return list(outputs.logits.float().cpu().numpy())
+
+    def gather(self, results: list[Any], features: list[dict], rows: Sequence[Row]) -> Any:
+        """Per-feature results -> per-row outputs (tasks that split a row into windows merge them here)."""
+        return np.stack(results) if results else np.zeros((0,))
+
+    def loss_function(self) -> Any:
+        """A ``compute_loss_func`` for HF Trainer, or None for the model's own loss."""
+        return None
+
+    def save_extra(self, model: Any, out: str | Path) -> None:
+        """Files beyond the HF checkpoint that ``load_model`` needs."""
 
     # -- persistence ----------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:

@@ -128,7 +128,7 @@ class TextClassification(SequenceClassificationTask):
     def score(self, logits: np.ndarray, targets: np.ndarray) -> Report:
         return single_label_report(np.asarray(targets).tolist(), logits.argmax(-1).tolist(), self.labels)
 
-    def decode(self, outputs: np.ndarray) -> list[dict[str, Any]]:
+    def decode(self, outputs: np.ndarray, rows: Sequence[Row] | None = None) -> list[dict[str, Any]]:
         probs = _softmax(np.asarray(outputs, dtype=np.float64))
         return [
             {
@@ -184,7 +184,7 @@ class MultiLabelClassification(SequenceClassificationTask):
         predicted = (_sigmoid(logits) >= self.threshold).astype(int)
         return multi_label_report(np.asarray(targets).astype(int), predicted, self.labels)
 
-    def decode(self, outputs: np.ndarray) -> list[dict[str, Any]]:
+    def decode(self, outputs: np.ndarray, rows: Sequence[Row] | None = None) -> list[dict[str, Any]]:
         probs = _sigmoid(np.asarray(outputs, dtype=np.float64))
         return [
             {
@@ -220,5 +220,5 @@ class Regression(SequenceClassificationTask):
     def score(self, logits: np.ndarray, targets: np.ndarray) -> Report:
         return regression_report(np.asarray(targets, float).reshape(-1), np.asarray(logits, float).reshape(-1))
 
-    def decode(self, outputs: np.ndarray) -> list[dict[str, Any]]:
+    def decode(self, outputs: np.ndarray, rows: Sequence[Row] | None = None) -> list[dict[str, Any]]:
         return [{"score": float(v)} for v in np.asarray(outputs, dtype=np.float64).reshape(-1)]

@@ -1,0 +1,105 @@
+"""Readers for sequence labelling: CoNLL columns and JSONL with character spans."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ..errors import DataError
+from .readers import read_text
+from .rows import Row
+from .spans import DecodeStats, Span, split_tag, tags_to_spans
+from .vocab_chars import joiner
+
+
+def read_conll(path: str | Path, scheme: str = "BIO", strict: bool = False) -> tuple[list[Row], DecodeStats]:
+    """One ``token label`` per line, a blank line between sentences. Tokens may be characters or words:
+    the sentence text joins them (no space between CJK, a space between other words)."""
+    path = Path(path)
+    rows: list[Row] = []
+    stats = DecodeStats()
+    tokens: list[str] = []
+    tags: list[str] = []
+    first_line = 0
+
+    def flush() -> None:
+        nonlocal tokens, tags
+        if tokens:
+            text, starts, ends = "", [], []
+            for token in tokens:
+                if text:
+                    text += joiner(text[-1], token[0])
+                starts.append(len(text))
+                text += token
+                ends.append(len(text))
+            before = stats.repaired
+            spans = tags_to_spans(tags, scheme, starts, ends, stats)
+            if strict and stats.repaired > before:
+                raise DataError("an I-/M-/E- tag continues no entity (rerun without --strict-tags to repair it)",
+                                str(path), first_line, "label")
+            rows.append(Row(text=text, label=spans, source=str(path), line=first_line))
+        tokens, tags = [], []
+
+    for n, line in enumerate(read_text(path).splitlines(), 1):
+        if not line.strip():
+            flush()
+            continue
+        cells = line.split()
+        if len(cells) != 2:
+            raise DataError(f"expected 2 columns (token and label), found {len(cells)}", str(path), n)
+        prefix, _ = split_tag(cells[1])
+        if prefix not in ("O", "B", "I", "M", "E", "S"):
+            raise DataError(f"'{cells[1]}' is not a {scheme} tag", str(path), n, "label")
+        if not tokens:
+            first_line = n
+        tokens.append(cells[0])
+        tags.append(cells[1])
+    flush()
+    if not rows:
+        raise DataError("no rows (the file is empty)", str(path))
+    return rows, stats
+
+
+def read_span_jsonl(path: str | Path, text_field: str = "text", spans_field: str = "entities",
+                    label_required: bool = True) -> list[Row]:
+    """``{"text": ..., "entities": [[start, end, label], ...]}`` with character offsets, end exclusive."""
+    path = Path(path)
+    rows = []
+    for n, line in enumerate(read_text(path).splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise DataError(f"malformed JSON: {exc.msg} (column {exc.colno})", str(path), n) from None
+        text = record.get(text_field) if isinstance(record, dict) else None
+        if not isinstance(text, str) or not text.strip():
+            raise DataError("missing or empty text", str(path), n, text_field)
+        spans = None
+        if spans_field in record:
+            spans = _check_spans(record[spans_field], text, str(path), n, spans_field)
+        elif label_required:
+            raise DataError("missing spans", str(path), n, spans_field)
+        rows.append(Row(text=text, label=spans, source=str(path), line=n))
+    if not rows:
+        raise DataError("no rows (the file is empty)", str(path))
+    return rows
+
+
+def _check_spans(raw: object, text: str, src: str, line: int, field: str) -> list[Span]:
+    if not isinstance(raw, list):
+        raise DataError("expected a list of [start, end, label]", src, line, field)
+    spans: list[Span] = []
+    for item in raw:
+        if not (isinstance(item, list) and len(item) == 3 and isinstance(item[0], int) and isinstance(item[1], int)
+                and isinstance(item[2], str) and item[2]):
+            raise DataError(f"expected [start, end, label], got {item!r}", src, line, field)
+        start, end, kind = item
+        if not 0 <= start < end <= len(text):
+            raise DataError(f"span {item!r} is out of range for a text of {len(text)} characters", src, line, field)
+        spans.append((start, end, kind))
+    spans.sort()
+    for a, b in zip(spans, spans[1:]):
+        if b[0] < a[1]:
+            raise DataError(f"span {list(b)} overlaps {list(a)}", src, line, field)
+    return spans

@@ -1,0 +1,95 @@
+"""Character spans <-> tag sequences (BIO / BMES), with the repairs counted rather than hidden.
+
+Spans are ``(start, end, type)`` over characters, end exclusive: the one representation of entities,
+words (segmentation) and tagged words (POS) that every reader produces and every decoder returns.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Sequence
+
+Span = tuple[int, int, str]
+SCHEMES = ("BIO", "BMES")
+
+
+@dataclass
+class DecodeStats:
+    repaired: int = 0
+    """Tags that continued nothing (``O`` then ``I-X``) and were read as starting a span."""
+    examples: list[str] = field(default_factory=list)
+
+
+def split_tag(tag: str) -> tuple[str, str]:
+    """'B-PER' -> ('B', 'PER'); 'S' -> ('S', '')."""
+    prefix, _, kind = tag.partition("-")
+    return prefix, kind
+
+
+def tags_for(types: Sequence[str], scheme: str) -> list[str]:
+    """The tag set of a scheme over entity types, 'O' first."""
+    if scheme == "BIO":
+        return ["O"] + [f"{p}-{t}" for t in types for p in ("B", "I")]
+    # BMES: one type (segmentation) gives bare tags; several types give B-X ... S-X.
+    if list(types) in ([], [""], ["W"]):
+        return ["B", "M", "E", "S"]
+    return [f"{p}-{t}" for t in types for p in ("B", "M", "E", "S")]
+
+
+def spans_to_tags(length: int, spans: Sequence[Span], scheme: str) -> list[str]:
+    tags = ["O"] * length
+    for start, end, kind in spans:
+        suffix = f"-{kind}" if kind and kind != "W" else ""
+        if scheme == "BIO":
+            tags[start] = f"B-{kind}"
+            for i in range(start + 1, end):
+                tags[i] = f"I-{kind}"
+        elif end - start == 1:
+            tags[start] = f"S{suffix}"
+        else:
+            tags[start] = f"B{suffix}"
+            for i in range(start + 1, end - 1):
+                tags[i] = f"M{suffix}"
+            tags[end - 1] = f"E{suffix}"
+    return tags
+
+
+def tags_to_spans(tags: Sequence[str], scheme: str, starts: Sequence[int] | None = None,
+                  ends: Sequence[int] | None = None, stats: DecodeStats | None = None) -> list[Span]:
+    """Tags of units (characters or tokens, located by ``starts``/``ends``) -> character spans.
+
+    An ``I-X``/``M``/``E`` that does not continue an open span of its type starts a new one (and is
+    counted in ``stats``): the usual repair, made visible.
+    """
+    starts = list(range(len(tags))) if starts is None else starts
+    ends = [s + 1 for s in starts] if ends is None else ends
+    spans: list[Span] = []
+    open_start, open_kind = None, None
+
+    def close(end: int) -> None:
+        nonlocal open_start, open_kind
+        if open_start is not None:
+            spans.append((open_start, end, open_kind or "W"))
+        open_start, open_kind = None, None
+
+    last_end = 0
+    for tag, start, end in zip(tags, starts, ends):
+        prefix, kind = split_tag(tag)
+        if prefix == "O":
+            close(last_end)
+        elif prefix in ("B", "S"):
+            close(last_end)
+            open_start, open_kind = start, kind
+            if prefix == "S":
+                close(end)
+        else:  # I, M, E
+            if open_start is None or open_kind != kind:
+                close(last_end)
+                if stats is not None:
+                    stats.repaired += 1
+                open_start, open_kind = start, kind
+            if prefix == "E":
+                close(end)
+        last_end = end
+    close(last_end)
+    return spans

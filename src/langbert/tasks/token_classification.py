@@ -1,0 +1,280 @@
+"""Sequence labelling: NER, word segmentation, POS. Labels are character spans; the model tags tokens.
+
+- Alignment goes through the fast tokenizer's offsets: a token takes the tag of the characters it covers,
+  so sub-tokens, [UNK], full-width characters and Latin/digit runs inside Chinese never shift a label.
+- Long texts are cut into overlapping windows (``stride`` tokens shared); at prediction each character's
+  tag comes from the window where it sits farthest from an edge, so a span across a border is found once.
+- Heads: softmax, or a CRF (``crf: true``) whose transitions forbid invalid moves of the tag scheme.
+- Evaluation is entity-level and strict (seqeval, IOB2 over characters), per type and micro/macro;
+  character tag accuracy is reported separately and named as such.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from ..data.readers import Columns, read_rows
+from ..data.rows import Row
+from ..data.sequence_readers import read_conll, read_span_jsonl
+from ..data.spans import SCHEMES, DecodeStats, spans_to_tags, split_tag, tags_for, tags_to_spans
+from ..errors import ConfigError, DataError
+from ..evaluation import Report
+from .base import Task, register_task
+from .crf import CRF
+
+CRF_FILE = "crf.safetensors"
+
+
+@register_task
+class TokenClassification(Task):
+    name = "token-classification"
+    description = "a tag per character span: NER, word segmentation, POS (softmax or CRF)"
+    default_metric = "entity_f1"
+    windowed = True
+
+    def __init__(self, labels: Sequence[str] | None = None, threshold: float = 0.5, scheme: str = "BIO",
+                 crf: bool = False, stride: int = 32, types: Sequence[str] | None = None):
+        super().__init__(labels, threshold)
+        if scheme not in SCHEMES:
+            raise ConfigError(f"tag scheme must be one of {SCHEMES}, got {scheme!r}")
+        self.scheme, self.crf, self.stride = scheme, crf, stride
+        self.types = list(types or [])
+        self._crf_module: CRF | None = None
+
+    def state(self) -> dict[str, Any]:
+        return {**super().state(), "scheme": self.scheme, "crf": self.crf, "stride": self.stride, "types": self.types}
+
+    # -- data -----------------------------------------------------------------------------------------
+    def parse_label(self, raw: Any) -> Any:
+        return raw  # spans are checked by the readers, which know the text
+
+    def read(self, path: str | Path, columns: Columns = Columns(), label_required: bool = True) -> list[Row]:
+        suffix = Path(path).suffix.lower()
+        if suffix in (".conll", ".bio", ".bmes", ".iob"):
+            rows, stats = read_conll(path, self.scheme)
+            if stats.repaired:
+                import logging
+
+                logging.getLogger(__name__).warning("%s: %d tags continued no entity and were read as starting one",
+                                                    path, stats.repaired)
+            return rows
+        if suffix in (".jsonl", ".json") and label_required:
+            return read_span_jsonl(path, columns.text, columns.label if columns.label != "label" else "entities")
+        return read_rows(path, columns, None, label_required=False)
+
+    def fit(self, rows: Sequence[Row]) -> None:
+        self.types = sorted({kind for r in rows for _, _, kind in (r.label or [])})
+        if not self.types:
+            raise DataError("training data has no spans", rows[0].source if rows else None)
+        self.labels = tags_for(self.types, self.scheme)
+
+    def check(self, rows: Sequence[Row], split: str) -> None:
+        known = set(self.types)
+        for row in rows:
+            unseen = sorted({kind for _, _, kind in (row.label or []) if kind not in known})
+            if unseen:
+                raise DataError(f"type(s) {unseen} in the {split} data were never seen in training (known: {self.types})",
+                                row.source, row.line, "label")
+
+    # -- model ----------------------------------------------------------------------------------------
+    def build_model(self, name_or_path: str, dropout: float | None = None) -> Any:
+        from transformers import AutoConfig, AutoModelForTokenClassification
+
+        overrides = {"hidden_dropout_prob": dropout, "attention_probs_dropout_prob": dropout,
+                     "classifier_dropout": dropout} if dropout is not None else {}
+        config = AutoConfig.from_pretrained(name_or_path, num_labels=len(self.labels), id2label=dict(enumerate(self.labels)),
+                                            label2id={t: i for i, t in enumerate(self.labels)}, **overrides)
+        model = AutoModelForTokenClassification.from_pretrained(name_or_path, config=config)
+        return self._attach_crf(model)
+
+    def load_model(self, path: str) -> Any:
+        from transformers import AutoModelForTokenClassification
+
+        model = self._attach_crf(AutoModelForTokenClassification.from_pretrained(path, use_safetensors=True))
+        if self.crf:
+            from safetensors.torch import load_file
+
+            model.crf.load_state_dict(load_file(str(Path(path) / CRF_FILE)))
+        return model
+
+    def _attach_crf(self, model: Any) -> Any:
+        if self.crf:
+            # A submodule of the HF model: trained, checkpointed and restored with it by the Trainer.
+            model.crf = CRF(self.labels, self.scheme)
+            self._crf_module = model.crf
+        return model
+
+    def save_extra(self, model: Any, out: str | Path) -> None:
+        """HF's save_pretrained keeps crf.* in model.safetensors too; a separate file keeps loading explicit."""
+        if self.crf:
+            from safetensors.torch import save_file
+
+            save_file({k: v.contiguous() for k, v in model.crf.state_dict().items()}, str(Path(out) / CRF_FILE))
+
+    def loss_function(self) -> Any:
+        if not self.crf:
+            return None
+
+        def crf_loss(outputs: Any, labels: torch.Tensor, num_items_in_batch: Any = None) -> torch.Tensor:
+            emissions, tags, mask = _crf_inputs(outputs.logits, labels)
+            return -self._crf_module.log_likelihood(emissions.float(), tags, mask).mean()
+
+        return crf_loss
+
+    # -- features -------------------------------------------------------------------------------------
+    def encode(self, rows: Sequence[Row], tokenizer: Any, max_length: int, with_labels: bool = True) -> list[dict]:
+        stride = min(self.stride, max_length // 2 - 2)
+        enc = tokenizer([r.text for r in rows], truncation=True, max_length=max_length, stride=stride,
+                        return_overflowing_tokens=True, return_offsets_mapping=True)
+        label_ids = {t: i for i, t in enumerate(self.labels)}
+        features = []
+        for w, row_index in enumerate(enc["overflow_to_sample_mapping"]):
+            row = rows[row_index]
+            offsets = [tuple(o) for o in enc["offset_mapping"][w]]
+            specials = set(tokenizer.all_special_ids)
+            valid = [i for i, (s, e) in enumerate(offsets) if e > s and enc["input_ids"][w][i] not in specials]
+            item = {k: enc[k][w] for k in ("input_ids", "attention_mask", "token_type_ids") if k in enc}
+            item["_row"], item["_offsets"], item["_valid"] = row_index, offsets, valid
+            if with_labels and row.label is not None:
+                char_tags = spans_to_tags(len(row.text), row.label, self.scheme)
+                labels = [-100] * len(offsets)
+                for i in valid:
+                    labels[i] = label_ids[self._token_tag(char_tags, *offsets[i])]
+                item["labels"] = labels
+            features.append(item)
+        return features
+
+    def _token_tag(self, char_tags: list[str], start: int, end: int) -> str:
+        first, last = split_tag(char_tags[start]), split_tag(char_tags[end - 1])
+        if self.scheme == "BIO":
+            return char_tags[start]
+        starts, ends = first[0] in ("B", "S"), last[0] in ("E", "S")
+        prefix = "S" if starts and ends else "B" if starts else "E" if ends else "M"
+        return f"{prefix}-{first[1]}" if first[1] else prefix
+
+    def collator(self, tokenizer: Any) -> Any:
+        return _Collator(tokenizer.pad_token_id or 0)
+
+    # -- outputs --------------------------------------------------------------------------------------
+    def unbatch(self, model: Any, outputs: Any, batch: dict) -> list[Any]:
+        logits = outputs.logits.float()
+        if self.crf:
+            emissions, _, mask = _crf_inputs(logits, None, batch["attention_mask"])
+            paths = model.crf.viterbi(emissions, mask)
+            per_token = [[-1] + p for p in paths]  # position 0 is [CLS]
+        else:
+            per_token = logits.argmax(-1).tolist()
+        return per_token
+
+    def gather(self, results: list[Any], features: list[dict], rows: Sequence[Row]) -> list[list[tuple[int, int, int]]]:
+        """Per row: (start, end, tag id) of every token, each taken from the window where it is most central."""
+        best: list[dict[int, tuple[float, int, int]]] = [{} for _ in rows]
+        for tags, feature in zip(results, features):
+            valid = feature["_valid"]
+            for rank, i in enumerate(valid):
+                start, end = feature["_offsets"][i]
+                centrality = min(rank, len(valid) - 1 - rank)
+                current = best[feature["_row"]].get(start)
+                if current is None or centrality > current[0]:
+                    best[feature["_row"]][start] = (centrality, end, int(tags[i]))
+        return [[(s, e, t) for s, (_, e, t) in sorted(b.items())] for b in best]
+
+    def spans(self, tokens: list[tuple[int, int, int]], stats: DecodeStats | None = None) -> list[tuple[int, int, str]]:
+        return tags_to_spans([self.labels[t] for _, _, t in tokens], self.scheme, [s for s, _, _ in tokens],
+                             [e for _, e, _ in tokens], stats)
+
+    def decode(self, outputs: Any, rows: Sequence[Row] | None = None) -> list[dict[str, Any]]:
+        results = []
+        for tokens, row in zip(outputs, rows):
+            spans = self.spans(tokens)
+            results.append({"spans": [{"text": row.text[s:e], "type": k, "start": s, "end": e} for s, e, k in spans]})
+        return results
+
+    def compute_metrics(self, eval_pred: Any) -> dict[str, float]:
+        """Entity F1 over token tag sequences of the dev windows (cheap; the final report is per character)."""
+        logits, labels = eval_pred.predictions, eval_pred.label_ids
+        logits = logits[0] if isinstance(logits, tuple) else logits
+        if self.crf:
+            emissions, _, mask = _crf_inputs(torch.from_numpy(logits).float(), torch.from_numpy(labels))
+            paths = self._crf_module.viterbi(emissions, mask)
+            predicted = [[self.labels[t] for t in p] for p in paths]
+        else:
+            predicted = [[self.labels[t] for t, g in zip(row, gold) if g != -100]
+                         for row, gold in zip(logits.argmax(-1).tolist(), labels.tolist())]
+        gold = [[self.labels[g] for g in row if g != -100] for row in labels.tolist()]
+        gold_spans = [set(tags_to_spans(g, self.scheme)) for g in gold]
+        pred_spans = [set(tags_to_spans(p, self.scheme)) for p in predicted]
+        tp = sum(len(g & p) for g, p in zip(gold_spans, pred_spans))
+        n_pred, n_gold = sum(map(len, pred_spans)), sum(map(len, gold_spans))
+        precision, recall = tp / max(n_pred, 1), tp / max(n_gold, 1)
+        return {"entity_f1": 2 * precision * recall / max(precision + recall, 1e-12),
+                "entity_precision": precision, "entity_recall": recall}
+
+    def evaluate(self, outputs: Any, rows: Sequence[Row]) -> Report:
+        from seqeval.metrics import classification_report
+        from seqeval.scheme import IOB2
+
+        gold_tags, pred_tags = [], []
+        correct = total = 0
+        for tokens, row in zip(outputs, rows):
+            predicted = self.spans(tokens)
+            # seqeval over characters in IOB2, whatever the scheme: strict span matching of type and bounds.
+            g = spans_to_tags(len(row.text), row.label or [], "BIO")
+            p = spans_to_tags(len(row.text), predicted, "BIO")
+            gold_tags.append([_iob(t) for t in g])
+            pred_tags.append([_iob(t) for t in p])
+            native_g = spans_to_tags(len(row.text), row.label or [], self.scheme)
+            native_p = spans_to_tags(len(row.text), predicted, self.scheme)
+            keep = [i for i, c in enumerate(row.text) if not c.isspace()]
+            correct += sum(native_g[i] == native_p[i] for i in keep)
+            total += len(keep)
+        report = classification_report(gold_tags, pred_tags, mode="strict", scheme=IOB2, output_dict=True,
+                                       zero_division=0)
+        table = [{"label": k, "precision": v["precision"], "recall": v["recall"], "f1": v["f1-score"],
+                  "support": int(v["support"])} for k, v in report.items() if "avg" not in k]
+        micro, macro = report["micro avg"], report["macro avg"]
+        metrics = {"entity_f1": micro["f1-score"], "entity_precision": micro["precision"],
+                   "entity_recall": micro["recall"], "entity_macro_f1": macro["f1-score"],
+                   "char_tag_accuracy": correct / max(total, 1), "sentences": len(rows),
+                   "entities": int(micro["support"])}
+        return Report(metrics, table)
+
+
+def _iob(tag: str) -> str:
+    prefix, kind = split_tag(tag)
+    return tag if prefix == "O" else f"{prefix}-{kind or 'W'}"
+
+
+def _crf_inputs(logits: torch.Tensor, labels: torch.Tensor | None, attention_mask: torch.Tensor | None = None):
+    """Drop [CLS]; the remaining valid tokens form a prefix (text tokens, then [SEP] and padding)."""
+    emissions = logits[:, 1:]
+    if labels is not None:
+        mask = labels[:, 1:] != -100
+        tags = labels[:, 1:].clamp(min=0)
+    else:
+        mask = attention_mask[:, 1:].bool().clone()
+        lengths = mask.sum(1)  # drop the final [SEP] of each window
+        mask[torch.arange(mask.shape[0]), (lengths - 1).clamp(min=0)] = False
+        tags = None
+    mask[:, 0] = True  # a window always holds at least one position (an empty text still yields one)
+    return emissions, tags, mask
+
+
+class _Collator:
+    """Pads model inputs and labels; the alignment bookkeeping (``_row``, ...) rides along as lists."""
+
+    def __init__(self, pad_id: int):
+        self.pad_id = pad_id
+
+    def __call__(self, features: list[dict]) -> dict:
+        longest = max(len(f["input_ids"]) for f in features)
+        longest += (-longest) % 8
+        batch: dict[str, Any] = {}
+        for key, pad in (("input_ids", self.pad_id), ("attention_mask", 0), ("token_type_ids", 0), ("labels", -100)):
+            if key in features[0]:
+                batch[key] = torch.tensor([f[key] + [pad] * (longest - len(f[key])) for f in features])
+        return batch

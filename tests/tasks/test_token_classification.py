@@ -1,0 +1,171 @@
+"""Sequence labelling: alignment, windows, CRF, readers, entity-level evaluation, overfit + reload."""
+
+from __future__ import annotations
+
+import itertools
+import json
+
+import pytest
+import torch
+
+from langbert import Predictor, train
+from langbert.data.sequence_readers import read_conll, read_span_jsonl
+from langbert.data.spans import spans_to_tags, tags_to_spans
+from langbert.errors import DataError
+from langbert.tasks import create_task
+from langbert.tasks.crf import CRF, allowed_transitions
+from tests.conftest import tiny_train_config, write_jsonl
+
+NER = [
+    ("我在北京发布了", [(2, 4, "LOC")]),
+    ("他喜欢上海", [(3, 5, "LOC")]),
+    ("中国人民很好", [(0, 2, "LOC")]),
+    ("2024年iPhone在北京发布", [(5, 11, "PRD"), (12, 14, "LOC")]),
+    ("你在上海", [(2, 4, "LOC")]),
+    ("我喜欢iPhone", [(3, 9, "PRD")]),
+]
+
+
+def _rows(tmp_path):
+    return write_jsonl(tmp_path / "ner.jsonl", [{"text": t, "entities": [list(s) for s in e]} for t, e in NER])
+
+
+@pytest.mark.parametrize("crf", [False, True])
+def test_ner_overfits_and_reloads(tmp_path, tiny_model_dir, crf):
+    path = _rows(tmp_path)
+    config = tiny_train_config(tmp_path, tiny_model_dir, path, task="token-classification", crf=crf, max_steps=150,
+                               eval_steps=75, dropout=0.0, learning_rate=5e-3)
+    out = train(config)
+    texts = [t for t, _ in NER]
+    first = Predictor.load(out).predict(texts)
+    assert first == Predictor.load(out).predict(texts)
+    got = [[(s["start"], s["end"], s["type"]) for s in p["spans"]] for p in first]
+    assert got == [e for _, e in NER]
+    assert first[3]["spans"][0]["text"] == "iPhone"
+    meta = json.loads((out / "langbert.json").read_text())
+    assert meta["metrics"]["dev"]["entity_f1"] == 1.0 and meta["task"]["crf"] is crf
+    assert (out / "crf.safetensors").exists() is crf
+
+
+def test_alignment_round_trips_on_mixed_text(tiny_model_dir):
+    from transformers import AutoTokenizer
+
+    task = create_task("token-classification")
+    from langbert.data.rows import Row
+
+    row = Row(text="2024年iPhone在北京发布", label=[(5, 11, "PRD"), (12, 14, "LOC")])
+    task.fit([row])
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    (feature,) = task.encode([row], tok, 64)
+    # Feed the gold labels back as if predicted: the spans must come back with the same character offsets.
+    tokens = task.gather([feature["labels"]], [feature], [row])
+    assert task.spans(tokens[0]) == row.label
+
+
+def test_sliding_windows_find_an_entity_across_a_border_once(tiny_model_dir):
+    from transformers import AutoTokenizer
+
+    from langbert.data.rows import Row
+
+    text = "我" * 13 + "北京" + "你" * 27
+    row = Row(text=text, label=[(13, 15, "LOC")])
+    task = create_task("token-classification", stride=4)
+    task.fit([row])
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    features = task.encode([row], tok, 16)
+    assert len(features) > 3, "a 42-character text in 16-token windows needs several windows"
+    assert features[0]["_offsets"][features[0]["_valid"][-1]][0] == 13, "the first window must end inside the entity"
+    tokens = task.gather([f["labels"] for f in features], features, [row])
+    assert task.spans(tokens[0]) == [(13, 15, "LOC")]
+    assert [s for s, _, _ in tokens[0]] == list(range(len(text))), "every character exactly once"
+
+
+def test_crf_log_likelihood_matches_brute_force():
+    torch.manual_seed(0)
+    tags = ["O", "B-X", "I-X"]
+    crf = CRF(tags, "BIO")
+    with torch.no_grad():
+        crf.transitions.normal_()
+        crf.start.normal_()
+        crf.end.normal_()
+    emissions = torch.randn(1, 3, 3)
+    mask = torch.ones(1, 3, dtype=torch.bool)
+    start, trans, end = crf._scores()
+    scores = {}
+    for path in itertools.product(range(3), repeat=3):
+        s = start[path[0]] + end[path[-1]] + sum(emissions[0, t, path[t]] for t in range(3))
+        s = s + sum(trans[path[t], path[t + 1]] for t in range(2))
+        scores[path] = s
+    log_z = torch.logsumexp(torch.stack(list(scores.values())), 0)
+    gold = (1, 2, 0)
+    expected = scores[gold] - log_z
+    got = crf.log_likelihood(emissions, torch.tensor([gold]), mask)[0]
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+    best = max(scores, key=lambda p: scores[p])
+    assert tuple(crf.viterbi(emissions, mask)[0]) == best
+
+
+def test_viterbi_never_emits_o_then_i():
+    tags = ["O", "B-X", "I-X"]
+    crf = CRF(tags, "BIO")
+    emissions = torch.tensor([[[5.0, 0, 0], [0, 0, 9.0], [0, 0, 9.0]]])  # argmax would say O I I
+    path = crf.viterbi(emissions, torch.ones(1, 3, dtype=torch.bool))[0]
+    seq = [tags[t] for t in path]
+    assert all(not (a == "O" and b.startswith("I")) for a, b in zip(seq, seq[1:])) and seq[0] != "I-X"
+    _, allowed, _ = allowed_transitions(["B", "M", "E", "S"], "BMES")
+    assert not allowed[0, 3] and allowed[0, 1] and allowed[2, 3] and not allowed[3, 1]
+
+
+def test_spans_tags_round_trip_and_repair():
+    spans = [(0, 2, "LOC"), (3, 4, "PER")]
+    assert tags_to_spans(spans_to_tags(5, spans, "BIO"), "BIO") == spans
+    assert tags_to_spans(spans_to_tags(5, [(0, 2, "W"), (2, 3, "W"), (3, 5, "W")], "BMES"), "BMES") == \
+        [(0, 2, "W"), (2, 3, "W"), (3, 5, "W")]
+
+
+def test_conll_reader_and_its_errors(tmp_path):
+    good = tmp_path / "a.conll"
+    good.write_text("我 O\n在 O\n北 B-LOC\n京 I-LOC\n\nApple B-ORG\nInc I-ORG\nrocks O\n", encoding="utf-8")
+    rows, stats = read_conll(good)
+    assert [(r.text, r.label, r.line) for r in rows] == [("我在北京", [(2, 4, "LOC")], 1),
+                                                         ("Apple Inc rocks", [(0, 9, "ORG")], 6)]
+    orphan = tmp_path / "o.conll"
+    orphan.write_text("我 O\n北 I-LOC\n京 I-LOC\n", encoding="utf-8")
+    rows, stats = read_conll(orphan)
+    assert rows[0].label == [(1, 3, "LOC")] and stats.repaired == 1
+    with pytest.raises(DataError, match="continues no entity") as info:
+        read_conll(orphan, strict=True)
+    assert info.value.line == 1
+    bad = tmp_path / "b.conll"
+    bad.write_text("我 O\n北 B-LOC extra\n", encoding="utf-8")
+    with pytest.raises(DataError) as info:
+        read_conll(bad)
+    assert info.value.line == 2 and "2 columns" in str(info.value)
+
+
+@pytest.mark.parametrize("entities,message", [([[0, 9, "LOC"]], "out of range"), ([[0, 2, "A"], [1, 3, "B"]], "overlaps")])
+def test_span_jsonl_errors(tmp_path, entities, message):
+    path = write_jsonl(tmp_path / "s.jsonl", [{"text": "我在北京", "entities": []}, {"text": "我在北京", "entities": entities}])
+    with pytest.raises(DataError, match=message) as info:
+        read_span_jsonl(path)
+    assert (info.value.line, info.value.field) == (2, "entities")
+
+
+def test_entity_evaluation_is_strict_and_per_type():
+    from langbert.data.rows import Row
+
+    task = create_task("token-classification")
+    rows = [Row("我在北京和上海", [(2, 4, "LOC"), (5, 7, "LOC")]), Row("张三好", [(0, 2, "PER")])]
+    task.fit(rows)
+    ids = {t: i for i, t in enumerate(task.labels)}
+    # predictions: LOC 北京 right, 上海 with a wrong boundary, PER right
+    pred = [[(2, 3, ids["B-LOC"]), (3, 4, ids["I-LOC"]), (5, 6, ids["B-LOC"])], [(0, 1, ids["B-PER"]), (1, 2, ids["I-PER"])]]
+    pred = [[(s, e, t) for s, e, t in p] + [(i, i + 1, ids["O"]) for i in range(len(r.text)) if i not in {s for s, _, _ in p}]
+            for p, r in zip(pred, rows)]
+    pred = [sorted(p) for p in pred]
+    report = task.evaluate(pred, rows)
+    assert report.metrics["entity_precision"] == pytest.approx(2 / 3)
+    assert report.metrics["entity_recall"] == pytest.approx(2 / 3)
+    per_type = {r["label"]: r for r in report.table}
+    assert per_type["LOC"]["f1"] == pytest.approx(0.5) and per_type["PER"]["f1"] == 1.0
+    assert report.metrics["char_tag_accuracy"] < 1.0
