@@ -159,23 +159,25 @@ def _from_mapping(cls: type, values: dict[str, Any], where: str) -> Any:
         raise ConfigError(f"{where}: {exc}") from exc
 
 
+def _read_yaml(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"recipe not found: {path}")
+    try:
+        loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"{path}: a recipe is a mapping of settings")
+    return loaded
+
+
 def load_recipe(path: str | Path, overrides: dict[str, Any] | None = None) -> TrainConfig:
     """Load a YAML recipe into a ``TrainConfig``; ``overrides`` (flat, e.g. from CLI flags) win.
 
     Override keys that name ``DataConfig`` fields go into ``data``.
     """
-    values: dict[str, Any] = {}
-    if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"recipe not found: {path}")
-        try:
-            loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
-        if not isinstance(loaded, dict):
-            raise ConfigError(f"{path}: a recipe is a mapping of settings")
-        values = loaded
+    values = _read_yaml(path) if path is not None else {}
     return build_config(values, overrides or {}, where=str(path) if path else "config")
 
 
@@ -291,12 +293,5 @@ class PretrainConfig:
 
 def load_flat_recipe(cls: type, path: str | Path | None, overrides: dict[str, Any]) -> Any:
     """Recipes of stages without nested sections (adapt, pretrain)."""
-    values: dict[str, Any] = {}
-    if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"recipe not found: {path}")
-        values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        if not isinstance(values, dict):
-            raise ConfigError(f"{path}: a recipe is a mapping of settings")
+    values = _read_yaml(path) if path is not None else {}
     return _from_mapping(cls, {**values, **overrides}, str(path) if path else "config")

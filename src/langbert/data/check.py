@@ -23,7 +23,8 @@ def summarize(rows: Sequence[Row], tokenizer: Any = None, max_length: int | None
     if labels and all(isinstance(v, float) for v in labels):
         summary["label_range"] = {"min": min(labels), "max": max(labels), "mean": sum(labels) / len(labels)}
     elif labels:
-        flat = [v for label in labels for v in (label if isinstance(label, list) else [label])]
+        # a list is several labels, or spans (start, end, type) of which the type counts
+        flat = [v[2] if isinstance(v, tuple) else v for label in labels for v in (label if isinstance(label, list) else [label])]
         summary["labels"] = dict(sorted(Counter(flat).items(), key=lambda kv: (-kv[1], kv[0])))
     if tokenizer is not None and max_length is not None:
         pairs = [r.pair for r in rows] if rows and rows[0].pair is not None else None

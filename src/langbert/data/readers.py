@@ -71,7 +71,7 @@ def read_rows(
         )
         label_required = False
     elif fmt == "jsonl":
-        records = _jsonl_records(text, path)
+        records = jsonl_records(text, path)
     else:
         records = _delimited_records(text, path, "," if fmt == "csv" else "\t", columns, label_required)
     rows = [_to_row(record, n, path, columns, parse_label, label_required) for n, record in records]
@@ -80,7 +80,7 @@ def read_rows(
     return rows
 
 
-def _jsonl_records(text: str, path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+def jsonl_records(text: str, path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     for n, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from ..errors import DataError
-from .readers import read_text
+from .readers import jsonl_records, read_text
 from .rows import Row
 from .spans import DecodeStats, Span, split_tag, tags_to_spans
 from .vocab_chars import joiner
@@ -65,14 +64,8 @@ def read_span_jsonl(path: str | Path, text_field: str = "text", spans_field: str
     """``{"text": ..., "entities": [[start, end, label], ...]}`` with character offsets, end exclusive."""
     path = Path(path)
     rows = []
-    for n, line in enumerate(read_text(path).splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DataError(f"malformed JSON: {exc.msg} (column {exc.colno})", str(path), n) from None
-        text = record.get(text_field) if isinstance(record, dict) else None
+    for n, record in jsonl_records(read_text(path), path):
+        text = record.get(text_field)
         if not isinstance(text, str) or not text.strip():
             raise DataError("missing or empty text", str(path), n, text_field)
         spans = None

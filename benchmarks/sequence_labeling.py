@@ -1,0 +1,119 @@
+"""Sequence labelling on People's Daily (zh-ner, zh-cws), test split, entity-level strict F1.
+
+Systems: a classical CRF on character features (sklearn-crfsuite: unigrams and bigrams in a +-2 window,
+L-BFGS, c1 = c2 = 0.05, 150 iterations), the embedded English model as-is, and the adapted model with a
+softmax and with a CRF head. All neural rows share one fine-tuning budget.
+
+    pip install -e '.[bench]'
+    python benchmarks/sequence_labeling.py --adapted benchmarks/work/adaptation/pretrain-char
+    python benchmarks/sequence_labeling.py --train-samples 4000      # a quicker, stated subset
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _results import row, write_rows  # noqa: E402
+
+from langbert.config import AdaptConfig, DataConfig, TrainConfig  # noqa: E402
+from langbert.data import get_builtin  # noqa: E402
+from langbert.tasks import create_task  # noqa: E402
+from langbert.training import train  # noqa: E402
+
+
+def char_features(text: str, i: int) -> dict[str, str]:
+    feats = {"bias": "1"}
+    for d in (-2, -1, 0, 1, 2):
+        j = i + d
+        feats[f"c[{d}]"] = text[j] if 0 <= j < len(text) else "<pad>"
+    for d in (-2, -1, 0, 1):
+        a, b = i + d, i + d + 1
+        ca = text[a] if 0 <= a < len(text) else "<pad>"
+        cb = text[b] if 0 <= b < len(text) else "<pad>"
+        feats[f"b[{d}]"] = ca + cb
+    return feats
+
+
+def crf_baseline(dataset: str, train_samples: int | None) -> tuple[dict, float]:
+    import sklearn_crfsuite
+
+    data = get_builtin(dataset).load()
+    scheme = get_builtin(dataset).task_options.get("scheme", "BIO")
+    task = create_task("token-classification", scheme=scheme)
+    train_rows = data.splits["train"][:train_samples] if train_samples else data.splits["train"]
+    task.fit(train_rows)
+    from langbert.data.spans import spans_to_tags
+
+    start = time.perf_counter()
+    model = sklearn_crfsuite.CRF(algorithm="lbfgs", c1=0.05, c2=0.05, max_iterations=150)
+    model.fit([[char_features(r.text, i) for i in range(len(r.text))] for r in train_rows],
+              [spans_to_tags(len(r.text), r.label, scheme) for r in train_rows])
+    test = data.splits["test"]
+    predicted = model.predict([[char_features(r.text, i) for i in range(len(r.text))] for r in test])
+    ids = {t: i for i, t in enumerate(task.labels)}
+    outputs = [[(i, i + 1, ids.get(t, 0)) for i, t in enumerate(tags)] for tags in predicted]
+    return task.evaluate(outputs, test).metrics, time.perf_counter() - start
+
+
+def fine_tune(model: str, dataset: str, out: Path, args, crf: bool) -> tuple[dict, float]:
+    if not (out / "langbert.json").exists():
+        start = time.perf_counter()
+        train(TrainConfig(task="token-classification", model=model, output_dir=str(out),
+                          data=DataConfig(dataset=dataset, max_train_samples=args.train_samples), crf=crf,
+                          epochs=args.epochs, learning_rate=args.learning_rate, batch_size=32, max_length=128,
+                          eval_steps=10_000, progress=False, seed=args.seed))
+        meta = json.loads((out / "langbert.json").read_text())
+        meta["wall_seconds"] = time.perf_counter() - start
+        (out / "langbert.json").write_text(json.dumps(meta, indent=2, ensure_ascii=False))
+    meta = json.loads((out / "langbert.json").read_text())
+    return meta["metrics"]["test"], meta["wall_seconds"]
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--adapted", default=None, help="adapted (+pretrained) checkpoint; default: adapt one here")
+    p.add_argument("--train-samples", type=int, default=None)
+    p.add_argument("--epochs", type=float, default=1.0)
+    p.add_argument("--learning-rate", type=float, default=1e-4)
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--skip-as-is", action="store_true")
+    p.add_argument("--work", default="benchmarks/work/sequence_labeling")
+    args = p.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    work = Path(args.work)
+    extra = {"seed": args.seed, "epochs": args.epochs, "train_samples": args.train_samples or "all"}
+    rows: list[dict] = []
+
+    def emit(r: dict) -> None:
+        rows.append(r)
+        write_rows("sequence_labeling", rows)
+        print(json.dumps({k: r[k] for k in ("dataset", "system", "metric", "value", "wall_seconds")}), flush=True)
+
+    adapted = args.adapted
+    if adapted is None:
+        from langbert.language.adapt import adapt
+
+        adapted = str(work / "adapted-char")
+        if not (Path(adapted) / "langbert.json").exists():
+            adapt(AdaptConfig(output_dir=adapted, granularity="char", init="dictionary"))
+
+    metrics, wall = crf_baseline("zh-ner", args.train_samples)
+    emit(row("zh-ner", "crf-baseline", "entity_f1", metrics["entity_f1"], wall, **extra))
+    if not args.skip_as_is:
+        metrics, wall = fine_tune("embedded", "zh-ner", work / "ner-as-is", args, crf=False)
+        emit(row("zh-ner", "as-is", "entity_f1", metrics["entity_f1"], wall, **extra))
+    for system, crf in (("adapted-softmax", False), ("adapted-crf", True)):
+        metrics, wall = fine_tune(adapted, "zh-ner", work / f"ner-{system}", args, crf=crf)
+        emit(row("zh-ner", system, "entity_f1", metrics["entity_f1"], wall, model=adapted, **extra))
+    metrics, wall = fine_tune(adapted, "zh-cws", work / "cws-adapted-softmax", args, crf=False)
+    emit(row("zh-cws", "adapted-softmax", "word_f1", metrics["entity_f1"], wall, model=adapted, **extra))
+
+
+if __name__ == "__main__":
+    main()
