@@ -187,6 +187,29 @@ def _recipe(ns: argparse.Namespace) -> Path | None:
     return recipe_path(ns.recipe) if ns.recipe else None
 
 
+def cmd_export(ns: argparse.Namespace) -> int:
+    from .export import export_onnx
+
+    out = ns.out or f"{str(ns.model_dir).rstrip('/')}-onnx{'-int8' if ns.int8 else ''}"
+    try:
+        parity = export_onnx(ns.model_dir, out, int8=ns.int8, tolerance=ns.tolerance)
+    except LangbertError as exc:
+        print(f"langbert: error: {exc}", file=sys.stderr)
+        return 1
+    print(f"parity on {parity.texts} texts: max |Δlogit| {parity.max_abs_diff:.2e}, "
+          f"label agreement {parity.label_agreement:.1%}: {'ok' if parity.passed else 'FAILED'}")
+    print(f"ONNX model written to {out}")
+    return 0
+
+
+def cmd_serve(ns: argparse.Namespace) -> int:
+    from .serve import ServeLimits, serve
+
+    serve(ns.model_dir, ns.host, ns.port, ns.api_key,
+          ServeLimits(max_texts=ns.max_texts, max_chars=ns.max_chars, batch_wait_ms=ns.batch_wait_ms))
+    return 0
+
+
 def cmd_demo(ns: argparse.Namespace) -> int:
     from .demo import run_demo
 
@@ -253,6 +276,24 @@ def _data_check_args(p: argparse.ArgumentParser) -> None:
     _column_flags(p)
 
 
+def _export_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model_dir")
+    p.add_argument("--format", choices=["onnx"], default="onnx")
+    p.add_argument("--int8", action="store_true", help="dynamic int8 quantisation of the linear layers")
+    p.add_argument("--out", help="output folder (default: DIR-onnx[-int8])")
+    p.add_argument("--tolerance", type=float, default=1e-3, help="fp32 parity: max |Δlogit| allowed")
+
+
+def _serve_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model_dir")
+    p.add_argument("--host", default="127.0.0.1", help="interface to bind (default: loopback only)")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--api-key", default=None, help="require 'Authorization: Bearer KEY' (or set LANGBERT_API_KEY)")
+    p.add_argument("--max-texts", type=int, default=64)
+    p.add_argument("--max-chars", type=int, default=5000)
+    p.add_argument("--batch-wait-ms", type=float, default=5.0)
+
+
 def _demo_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--output-dir", default="runs/demo")
     p.add_argument("--max-steps", type=int, default=None, help="cap on fine-tuning steps (compute budget)")
@@ -267,6 +308,8 @@ COMMANDS: dict[str, tuple[str, Callable, Callable]] = {
     "predict": ("predict with a trained model folder, JSONL out", _predict_args, cmd_predict),
     "data info": ("built-in datasets and their counts", _data_info_args, cmd_data_info),
     "data check": ("validate a data file without training", _data_check_args, cmd_data_check),
+    "export": ("export a trained model to ONNX (optionally int8) with a parity check", _export_args, cmd_export),
+    "serve": ("serve a trained model over HTTP", _serve_args, cmd_serve),
     "demo": ("the main job on the embedded default", _demo_args, cmd_demo),
 }
 

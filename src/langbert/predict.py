@@ -11,6 +11,7 @@ import torch
 
 from .artifacts import read_metadata
 from .data.rows import Row
+from .errors import LangbertError
 from .evaluation import Report
 from .tasks import Task, task_from_state
 
@@ -54,9 +55,18 @@ class Predictor:
         from transformers import AutoTokenizer
 
         metadata = read_metadata(model_dir)
+        if "task" not in metadata:
+            raise LangbertError(f"{model_dir} is a '{metadata.get('stage')}' checkpoint, not a task model: "
+                                f"fine-tune it with 'langbert train --model {model_dir}'")
         task = task_from_state(metadata["task"])
-        model = task.load_model(str(model_dir))
-        model.to(device or ("cuda" if torch.cuda.is_available() else "cpu")).eval()
+        if metadata.get("format", {}).get("name") == "onnx":
+            from .export import ONNX_FILE, OnnxModel
+
+            model = OnnxModel(Path(model_dir) / ONNX_FILE)
+            task.attach_exported(model, str(model_dir))
+        else:
+            model = task.load_model(str(model_dir))
+            model.to(device or ("cuda" if torch.cuda.is_available() else "cpu")).eval()
         tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
         return cls(task, model, tokenizer, int(metadata["max_length"]), metadata)
 

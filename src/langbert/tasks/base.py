@@ -89,6 +89,9 @@ class Task(ABC):
         """A ``compute_loss_func`` for HF Trainer, or None for the model's own loss."""
         return None
 
+    def attach_exported(self, model: Any, path: str) -> None:
+        """Give an exported (ONNX) model what decoding needs beyond logits (e.g. CRF transitions)."""
+
     def save_extra(self, model: Any, out: str | Path) -> None:
         """Files beyond the HF checkpoint that ``load_model`` needs."""
 

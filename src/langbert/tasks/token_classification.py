@@ -108,6 +108,14 @@ class TokenClassification(Task):
             self._crf_module = model.crf
         return model
 
+    def attach_exported(self, model: Any, path: str) -> None:
+        if self.crf:
+            from safetensors.torch import load_file
+
+            crf = CRF(self.labels, self.scheme)
+            crf.load_state_dict(load_file(str(Path(path) / CRF_FILE)))
+            model.crf = self._crf_module = crf
+
     def save_extra(self, model: Any, out: str | Path) -> None:
         """HF's save_pretrained keeps crf.* in model.safetensors too; a separate file keeps loading explicit."""
         if self.crf:

@@ -1,0 +1,141 @@
+"""``langbert export DIR --format onnx [--int8]``: an ONNX model beside its tokenizer and langbert.json,
+checked against the torch model before it is called done.
+
+Parity: max |Δlogit| and label agreement on sample texts; fp32 must match within ``tolerance``, int8
+(dynamic quantisation of the linear layers) must agree on at least ``min_agreement`` of the labels.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from .artifacts import METADATA, read_metadata
+from .checkpoints import atomic_write_text
+from .errors import LangbertError
+
+ONNX_FILE = "model.onnx"
+INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+
+
+@dataclass
+class Parity:
+    texts: int
+    max_abs_diff: float
+    label_agreement: float
+    passed: bool
+
+
+class _Logits(torch.nn.Module):
+    def __init__(self, model: Any):
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_ids, attention_mask, token_type_ids):
+        return self.model(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids).logits
+
+
+class OnnxModel:
+    """Quacks like the HF model ``forward_batches`` drives, running ONNX Runtime underneath."""
+
+    def __init__(self, path: Path, threads: int | None = None):
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.training = False
+        self._device = torch.zeros(0)
+
+    def parameters(self):
+        yield self._device
+
+    def eval(self):
+        return self
+
+    def train(self, mode: bool = True):
+        return self
+
+    def __call__(self, **batch: torch.Tensor) -> SimpleNamespace:
+        feeds = {}
+        for name in INPUTS:
+            value = batch.get(name)
+            if value is None:  # models without segment ids still take the input
+                value = torch.zeros_like(batch["input_ids"])
+            feeds[name] = value.cpu().numpy().astype(np.int64)
+        (logits,) = self.session.run(["logits"], feeds)
+        return SimpleNamespace(logits=torch.from_numpy(logits))
+
+
+def export_onnx(model_dir: str | Path, out_dir: str | Path, int8: bool = False, texts: Sequence[str] | None = None,
+                tolerance: float = 1e-3, min_agreement: float = 0.95, opset: int = 17) -> Parity:
+    from .predict import Predictor
+
+    model_dir, out = Path(model_dir), Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    predictor = Predictor.load(model_dir, device="cpu")
+    tok = predictor.tokenizer
+    sample = tok(["export", "导出 onnx"], padding=True, return_tensors="pt", return_token_type_ids=True)
+    wrapper = _Logits(predictor.model).eval()
+    target = out / (ONNX_FILE if not int8 else "model.fp32.onnx")
+    dynamic = {name: {0: "batch", 1: "sequence"} for name in INPUTS}
+    with torch.no_grad():
+        torch.onnx.export(wrapper, tuple(sample[k] for k in INPUTS), str(target), input_names=list(INPUTS),
+                          output_names=["logits"], dynamic_axes={**dynamic, "logits": {0: "batch"}},
+                          opset_version=opset, dynamo=False)
+    if int8:
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+
+        quantize_dynamic(str(target), str(out / ONNX_FILE), weight_type=QuantType.QInt8)
+        target.unlink()
+    for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt", "config.json",
+                 "crf.safetensors"):
+        if (model_dir / name).exists() and model_dir.resolve() != out.resolve():
+            shutil.copy2(model_dir / name, out / name)
+
+    onnx_model = OnnxModel(out / ONNX_FILE)
+    predictor.task.attach_exported(onnx_model, str(out))
+    onnx_predictor = Predictor(predictor.task, onnx_model, tok, predictor.max_length, {})
+    texts = list(texts or _sample_texts(predictor))
+    parity = check_parity(predictor, onnx_predictor, texts, tolerance if not int8 else None, min_agreement)
+    metadata = read_metadata(model_dir)
+    metadata["format"] = {"name": "onnx", "int8": int8, "opset": opset, "parity": asdict(parity)}
+    metadata.pop("versions", None)
+    atomic_write_text(out / METADATA, json.dumps(metadata, indent=2, ensure_ascii=False))
+    if not parity.passed:
+        raise LangbertError(f"ONNX parity check failed: {parity}")
+    return parity
+
+
+def check_parity(reference: Any, candidate: Any, texts: list[str], tolerance: float | None,
+                 min_agreement: float) -> Parity:
+    from .data.rows import Row
+    from .predict import forward_batches
+
+    rows = [Row(text=t) for t in texts]
+    a = forward_batches(reference.task, reference.model, reference.tokenizer, rows, reference.max_length)
+    b = forward_batches(candidate.task, candidate.model, candidate.tokenizer, rows, candidate.max_length)
+    if isinstance(a, np.ndarray):
+        diff = float(np.abs(a - b).max()) if a.size else 0.0
+        agreement = float(np.mean(a.argmax(-1) == b.argmax(-1))) if a.ndim == 2 and a.shape[1] > 1 else \
+            float(np.mean(np.abs(a - b) < 0.1))
+    else:  # per-token tag sequences
+        diff = 0.0
+        pairs = [(x, y) for ra, rb in zip(a, b) for x, y in zip(ra, rb)]
+        agreement = float(np.mean([x == y for x, y in pairs])) if pairs else 1.0
+    passed = agreement >= min_agreement and (tolerance is None or diff <= tolerance)
+    return Parity(len(texts), diff, agreement, passed)
+
+
+def _sample_texts(predictor: Any) -> list[str]:
+    base = ["质量很好，很满意", "太差了，不会再买", "The delivery was fast.", "北京欢迎你", "一般般吧",
+            "2024年iPhone在北京发布", "服务态度非常好，下次还来", "屏幕有坏点，退货"]
+    return base * 4

@@ -1,0 +1,165 @@
+"""``langbert serve DIR``: a thin HTTP layer over ``Predictor`` (FastAPI), for every registered task.
+
+Secure by default: binds 127.0.0.1, optional bearer token (``--api-key`` or ``LANGBERT_API_KEY``), the
+request body is capped before it is parsed, and only safetensors/ONNX are loaded (no pickles, no
+``trust_remote_code``). Concurrent requests are micro-batched: texts that arrive within ``batch_wait_ms``
+run as one batch, and each caller gets its own results, in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from .predict import Predictor
+
+
+class PredictRequest(BaseModel):
+    texts: list[str] = Field(min_length=1)
+    pairs: list[str] | None = None
+
+
+@dataclass
+class ServeLimits:
+    max_texts: int = 64
+    max_chars: int = 5000
+    max_body_bytes: int = 1_000_000
+    max_batch: int = 64
+    batch_wait_ms: float = 5.0
+
+
+class MicroBatcher:
+    """Collects (texts, future) from concurrent requests and runs them as batches in a worker thread."""
+
+    def __init__(self, predictor: Predictor, limits: ServeLimits):
+        self.predictor, self.limits = predictor, limits
+        self.queue: asyncio.Queue = asyncio.Queue()
+        self.task: asyncio.Task | None = None
+
+    def start(self) -> None:
+        self.task = asyncio.get_running_loop().create_task(self._run())
+
+    async def stop(self) -> None:
+        if self.task:
+            self.task.cancel()
+
+    async def predict(self, texts: list[str], pairs: list[str] | None) -> list[dict]:
+        future = asyncio.get_running_loop().create_future()
+        await self.queue.put((texts, pairs, future))
+        return await future
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            jobs = [await self.queue.get()]
+            size = len(jobs[0][0])
+            deadline = loop.time() + self.limits.batch_wait_ms / 1000
+            while size < self.limits.max_batch:
+                timeout = deadline - loop.time()
+                if timeout <= 0:
+                    break
+                try:
+                    job = await asyncio.wait_for(self.queue.get(), timeout)
+                except asyncio.TimeoutError:
+                    break
+                jobs.append(job)
+                size += len(job[0])
+            # Pairs and single texts cannot share a batch: group by kind.
+            for with_pairs in (False, True):
+                group = [j for j in jobs if (j[1] is not None) == with_pairs]
+                if not group:
+                    continue
+                texts = [t for j in group for t in j[0]]
+                pairs = [p for j in group for p in j[1]] if with_pairs else None
+                try:
+                    results = await loop.run_in_executor(None, self.predictor.predict, texts, pairs)
+                except Exception as exc:  # noqa: BLE001 - every waiting caller must hear about it
+                    for _, _, future in group:
+                        if not future.done():
+                            future.set_exception(exc)
+                    continue
+                start = 0
+                for job_texts, _, future in group:
+                    if not future.done():
+                        future.set_result(results[start:start + len(job_texts)])
+                    start += len(job_texts)
+
+
+def create_app(model_dir: str, api_key: str | None = None, limits: ServeLimits | None = None,
+               predictor: Predictor | None = None) -> Any:
+    from contextlib import asynccontextmanager
+
+    from fastapi import Depends, FastAPI, HTTPException, Request
+    from fastapi.responses import JSONResponse
+    from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+    limits = limits or ServeLimits()
+    predictor = predictor or Predictor.load(model_dir)
+    api_key = api_key if api_key is not None else os.environ.get("LANGBERT_API_KEY") or None
+    batcher = MicroBatcher(predictor, limits)
+
+    @asynccontextmanager
+    async def lifespan(app):
+        batcher.start()
+        yield
+        await batcher.stop()
+
+    app = FastAPI(title="langbert", lifespan=lifespan)
+    bearer = HTTPBearer(auto_error=False)
+
+    def authorised(credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> None:
+        if api_key and (credentials is None or not hmac.compare_digest(credentials.credentials, api_key)):
+            raise HTTPException(401, "missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"})
+
+    @app.middleware("http")
+    async def cap_body(request: Request, call_next):
+        # Reject by the declared length, then by what actually arrives: never parse an oversized body.
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limits.max_body_bytes:
+            return JSONResponse({"detail": f"body over {limits.max_body_bytes} bytes"}, status_code=413)
+        if request.method == "POST":
+            body = b""
+            async for chunk in request.stream():
+                body += chunk
+                if len(body) > limits.max_body_bytes:
+                    return JSONResponse({"detail": f"body over {limits.max_body_bytes} bytes"}, status_code=413)
+            request._body = body  # starlette reuses it for parsing
+        return await call_next(request)
+
+    @app.get("/health")
+    async def health() -> dict:
+        return {"status": "ok"}
+
+    @app.get("/metadata", dependencies=[Depends(authorised)])
+    async def metadata() -> dict:
+        meta = predictor.metadata
+        return {"task": meta.get("task"), "max_length": meta.get("max_length"), "base_model": meta.get("base_model"),
+                "metrics": meta.get("metrics"), "format": meta.get("format", {"name": "safetensors"}),
+                "limits": limits.__dict__}
+
+    @app.post("/predict", dependencies=[Depends(authorised)])
+    async def predict(body: PredictRequest) -> dict:
+        if len(body.texts) > limits.max_texts:
+            raise HTTPException(413, f"{len(body.texts)} texts; at most {limits.max_texts} per request")
+        for i, text in enumerate(body.texts):
+            if len(text) > limits.max_chars:
+                raise HTTPException(422, f"texts[{i}] has {len(text)} characters; at most {limits.max_chars}")
+            if not text.strip():
+                raise HTTPException(422, f"texts[{i}] is empty")
+        if body.pairs is not None and len(body.pairs) != len(body.texts):
+            raise HTTPException(422, f"{len(body.texts)} texts but {len(body.pairs)} pairs")
+        return {"predictions": await batcher.predict(body.texts, body.pairs)}
+
+    return app
+
+
+def serve(model_dir: str, host: str = "127.0.0.1", port: int = 8000, api_key: str | None = None,
+          limits: ServeLimits | None = None) -> None:
+    import uvicorn
+
+    uvicorn.run(create_app(model_dir, api_key, limits), host=host, port=port, log_level="info")

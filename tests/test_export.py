@@ -1,0 +1,56 @@
+"""ONNX export: fp32 logits match torch, int8 agrees on labels, Predictor loads either format."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from langbert import Predictor, train
+from langbert.cli import main
+from langbert.export import export_onnx
+from tests.conftest import SENTIMENT, tiny_train_config, write_jsonl
+
+pytest.importorskip("onnxruntime")
+
+
+@pytest.fixture(scope="module")
+def classifier(tmp_path_factory, tiny_model_dir):
+    tmp = tmp_path_factory.mktemp("export")
+    data = write_jsonl(tmp / "t.jsonl", [{"text": t, "label": l} for t, l in SENTIMENT])
+    return train(tiny_train_config(tmp, tiny_model_dir, data))
+
+
+def test_fp32_parity_and_predictor_loads_onnx(classifier, tmp_path):
+    texts = [t for t, _ in SENTIMENT]
+    parity = export_onnx(classifier, tmp_path / "onnx", texts=texts, tolerance=1e-4)
+    assert parity.passed and parity.max_abs_diff < 1e-4 and parity.label_agreement == 1.0
+    torch_preds = Predictor.load(classifier).predict(texts)
+    onnx = Predictor.load(tmp_path / "onnx")
+    onnx_preds = onnx.predict(texts)
+    assert [p["label"] for p in onnx_preds] == [p["label"] for p in torch_preds]
+    for a, b in zip(onnx_preds, torch_preds):
+        assert a["score"] == pytest.approx(b["score"], abs=1e-4)
+    assert json.loads((tmp_path / "onnx" / "langbert.json").read_text())["format"]["name"] == "onnx"
+    assert not list((tmp_path / "onnx").glob("*.bin")) and not list((tmp_path / "onnx").glob("*.pt"))
+
+
+def test_int8_agrees_on_labels_and_is_smaller(classifier, tmp_path, capsys):
+    assert main(["export", str(classifier), "--int8", "--out", str(tmp_path / "int8")]) == 0
+    assert "label agreement" in capsys.readouterr().out
+    meta = json.loads((tmp_path / "int8" / "langbert.json").read_text())
+    assert meta["format"]["int8"] and meta["format"]["parity"]["label_agreement"] >= 0.95
+    preds = Predictor.load(tmp_path / "int8").predict([t for t, _ in SENTIMENT])
+    assert np.mean([p["label"] == l for p, (_, l) in zip(preds, SENTIMENT)]) >= 0.75
+
+
+def test_token_classification_with_crf_exports(tmp_path, tiny_model_dir):
+    from tests.tasks.test_token_classification import NER, _rows
+
+    out = train(tiny_train_config(tmp_path, tiny_model_dir, _rows(tmp_path), task="token-classification", crf=True,
+                                  max_steps=10, eval_steps=10))
+    parity = export_onnx(out, tmp_path / "onnx", texts=[t for t, _ in NER])
+    assert parity.passed and parity.label_agreement == 1.0
+    texts = [t for t, _ in NER]
+    assert Predictor.load(tmp_path / "onnx").predict(texts) == Predictor.load(out).predict(texts)

@@ -1,0 +1,92 @@
+"""The HTTP server: endpoints, limits (413/422, never 500), auth, and micro-batching order."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from langbert import Predictor, train
+from langbert.serve import ServeLimits, create_app
+from tests.conftest import SENTIMENT, tiny_train_config, write_jsonl
+
+fastapi = pytest.importorskip("fastapi")
+from fastapi.testclient import TestClient  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory, tiny_model_dir):
+    tmp = tmp_path_factory.mktemp("serve")
+    data = write_jsonl(tmp / "t.jsonl", [{"text": t, "label": l} for t, l in SENTIMENT])
+    return str(train(tiny_train_config(tmp, tiny_model_dir, data)))
+
+
+@pytest.fixture(scope="module")
+def client(model_dir):
+    app = create_app(model_dir, api_key="", limits=ServeLimits(max_texts=4, max_chars=20, max_body_bytes=2000))
+    with TestClient(app) as c:
+        yield c
+
+
+def test_health_metadata_predict(client):
+    assert client.get("/health").json() == {"status": "ok"}
+    meta = client.get("/metadata").json()
+    assert meta["task"]["name"] == "text-classification" and meta["limits"]["max_texts"] == 4
+    r = client.post("/predict", json={"texts": ["很好很喜欢", "很差很失望"]})
+    assert r.status_code == 200 and [p["label"] for p in r.json()["predictions"]] == ["pos", "neg"]
+
+
+@pytest.mark.parametrize("body,status", [
+    ({"texts": ["好"] * 5}, 413),                       # too many texts
+    ({"texts": ["好" * 21]}, 422),                      # text too long
+    ({"texts": []}, 422),                               # nothing to predict
+    ({"texts": "好"}, 422),                             # wrong type
+    ({"text": ["好"]}, 422),                            # wrong field
+    ({"texts": ["  "]}, 422),                           # empty text
+])
+def test_limits_and_bad_bodies_are_4xx_json(client, body, status):
+    r = client.post("/predict", json=body)
+    assert r.status_code == status and "detail" in r.json()
+
+
+def test_malformed_and_oversized_bodies(client):
+    r = client.post("/predict", content=b"{not json", headers={"content-type": "application/json"})
+    assert r.status_code == 422
+    r = client.post("/predict", content=b"x" * 5000, headers={"content-type": "application/json"})
+    assert r.status_code == 413
+
+
+def test_bearer_token_required_when_set(model_dir):
+    with TestClient(create_app(model_dir, api_key="s3cret")) as c:
+        assert c.post("/predict", json={"texts": ["好"]}).status_code == 401
+        assert c.get("/metadata", headers={"Authorization": "Bearer nope"}).status_code == 401
+        ok = c.post("/predict", json={"texts": ["好"]}, headers={"Authorization": "Bearer s3cret"})
+        assert ok.status_code == 200
+        assert c.get("/health").status_code == 200
+
+
+def test_micro_batching_returns_each_caller_its_own_results(model_dir):
+    import httpx
+
+    predictor = Predictor.load(model_dir)
+    calls = []
+    original = predictor.predict
+
+    def counting(texts, pairs=None, batch_size=64):
+        calls.append(len(texts))
+        return original(texts, pairs, batch_size)
+
+    predictor.predict = counting
+    app = create_app(model_dir, predictor=predictor, limits=ServeLimits(batch_wait_ms=50))
+    requests = [[t] * (i % 3 + 1) for i, (t, _) in enumerate(SENTIMENT)]
+    expected = [[p["label"] for p in original(texts)] for texts in requests]
+
+    async def run():
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
+                responses = await asyncio.gather(*[c.post("/predict", json={"texts": t}) for t in requests])
+        return [[p["label"] for p in r.json()["predictions"]] for r in responses]
+
+    assert asyncio.run(run()) == expected
+    assert len(calls) < len(requests), "concurrent requests were not batched together"
