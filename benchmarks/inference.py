@@ -1,0 +1,143 @@
+"""Inference on the zh-sentiment test split: HF pipeline vs langbert Predictor (torch) vs ONNX Runtime
+fp32 vs int8 (sentences/s in batches, p50/p99 latency of single sentences, accuracy), and a load test of
+`langbert serve` with concurrent clients on loopback.
+
+    python benchmarks/inference.py --model runs/demo/model [--latency-samples 200] [--clients 32]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _results import row, write_rows  # noqa: E402
+
+from langbert import Predictor  # noqa: E402
+from langbert.data import get_builtin  # noqa: E402
+from langbert.export import export_onnx  # noqa: E402
+
+
+def timed_batches(predict, texts: list[str]) -> tuple[list[str], float]:
+    start = time.perf_counter()
+    labels = predict(texts)
+    return labels, len(texts) / (time.perf_counter() - start)
+
+
+def latencies(predict_one, texts: list[str]) -> tuple[float, float]:
+    times = []
+    for t in texts:
+        start = time.perf_counter()
+        predict_one(t)
+        times.append((time.perf_counter() - start) * 1000)
+    return float(np.percentile(times, 50)), float(np.percentile(times, 99))
+
+
+def load_test(model_dir: str, texts: list[str], clients: int, requests_per_client: int) -> dict:
+    import httpx
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "-m", "langbert", "serve", model_dir, "--port", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        for _ in range(600):
+            try:
+                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        times, errors = [], 0
+
+        async def client(c: httpx.AsyncClient, k: int) -> None:
+            nonlocal errors
+            for i in range(requests_per_client):
+                text = texts[(k * requests_per_client + i) % len(texts)]
+                start = time.perf_counter()
+                try:
+                    r = await c.post(f"{url}/predict", json={"texts": [text]}, timeout=60)
+                    errors += r.status_code != 200
+                except httpx.HTTPError:
+                    errors += 1
+                times.append((time.perf_counter() - start) * 1000)
+
+        async def run() -> float:
+            async with httpx.AsyncClient(limits=httpx.Limits(max_connections=clients)) as c:
+                start = time.perf_counter()
+                await asyncio.gather(*[client(c, k) for k in range(clients)])
+                return time.perf_counter() - start
+
+        wall = asyncio.run(run())
+        return {"requests_per_s": len(times) / wall, "p50_ms": float(np.percentile(times, 50)),
+                "p99_ms": float(np.percentile(times, 99)), "errors": errors, "wall": wall}
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", required=True, help="a langbert text-classification folder")
+    p.add_argument("--latency-samples", type=int, default=200)
+    p.add_argument("--clients", type=int, default=32)
+    p.add_argument("--requests-per-client", type=int, default=20)
+    p.add_argument("--work", default="benchmarks/work/inference")
+    args = p.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    test = get_builtin("zh-sentiment").load().splits["test"]
+    texts, gold = [r.text for r in test], [r.label for r in test]
+    single = texts[: args.latency_samples]
+    rows: list[dict] = []
+
+    def emit(system: str, sps: float, p50: float, p99: float, labels: list[str], wall: float, **extra) -> None:
+        acc = float(np.mean([a == b for a, b in zip(labels, gold)]))
+        for metric, value in (("sentences_per_s", sps), ("p50_ms", p50), ("p99_ms", p99), ("test_accuracy", acc)):
+            rows.append(row("zh-sentiment", system, metric, round(value, 4), wall, **extra))
+        write_rows("inference", rows)
+        print(system, f"{sps:.1f} sent/s, p50 {p50:.1f} ms, p99 {p99:.1f} ms, acc {acc:.4f}", flush=True)
+
+    from transformers import pipeline
+
+    start = time.perf_counter()
+    pipe = pipeline("text-classification", model=args.model, device=-1)
+    labels, sps = timed_batches(lambda t: [o["label"] for o in pipe(t, batch_size=32, truncation=True, max_length=128)], texts)
+    p50, p99 = latencies(lambda t: pipe(t, truncation=True, max_length=128), single)
+    emit("hf-pipeline", sps, p50, p99, labels, time.perf_counter() - start)
+
+    work = Path(args.work)
+    variants = [("langbert-torch", args.model), ("langbert-onnx", str(work / "onnx")), ("langbert-onnx-int8", str(work / "onnx-int8"))]
+    if not (work / "onnx" / "langbert.json").exists():
+        export_onnx(args.model, work / "onnx")
+    if not (work / "onnx-int8" / "langbert.json").exists():
+        export_onnx(args.model, work / "onnx-int8", int8=True)
+    for system, folder in variants:
+        start = time.perf_counter()
+        predictor = Predictor.load(folder)
+        labels, sps = timed_batches(lambda t: [o["label"] for o in predictor.predict(t, batch_size=64)], texts)
+        p50, p99 = latencies(lambda t: predictor.predict([t]), single)
+        emit(system, sps, p50, p99, labels, time.perf_counter() - start, model=folder)
+
+    best = max(variants, key=lambda v: next(r["value"] for r in rows if r["system"] == v[0] and r["metric"] == "sentences_per_s"))
+    result = load_test(best[1], texts, args.clients, args.requests_per_client)
+    for metric in ("requests_per_s", "p99_ms", "errors"):
+        rows.append(row("zh-sentiment", "langbert-serve", metric, round(result[metric], 4), result["wall"],
+                        model=best[1], clients=args.clients, requests=args.clients * args.requests_per_client))
+    write_rows("inference", rows)
+    print("serve", json.dumps(result))
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    main()
