@@ -26,12 +26,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--epochs", type=float, default=1.0)
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--learning-rate", type=float, default=None, help="default: the demo recipe's")
     parser.add_argument("--work", default="benchmarks/work/baselines")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO)
 
-    config = load_recipe(recipe_path("zh-sentiment-demo"), {
-        "output_dir": f"{args.work}/as-is-seed{args.seed}", "epochs": args.epochs, "seed": args.seed, "progress": False})
+    overrides = {"output_dir": f"{args.work}/as-is-seed{args.seed}-lr{args.learning_rate}", "epochs": args.epochs,
+                 "seed": args.seed, "progress": False}
+    if args.learning_rate:
+        overrides["learning_rate"] = args.learning_rate
+    config = load_recipe(recipe_path("zh-sentiment-demo"), overrides)
     _, splits = prepare_task(config)
 
     tfidf = tfidf_logreg(splits.train, splits.test, seed=args.seed)
@@ -43,7 +47,7 @@ def main() -> None:
     wall = time.perf_counter() - start
     metrics = json.loads((out / "langbert.json").read_text(encoding="utf-8"))["metrics"]
     rows.append(row("zh-sentiment", "as-is", "test_accuracy", metrics["test"]["accuracy"], wall,
-                    seed=args.seed, epochs=args.epochs))
+                    seed=args.seed, epochs=args.epochs, learning_rate=config.learning_rate))
     print("as-is", metrics["test"], f"{wall:.0f}s")
     print(write_rows("baselines", rows))
 

@@ -187,6 +187,14 @@ def _recipe(ns: argparse.Namespace) -> Path | None:
     return recipe_path(ns.recipe) if ns.recipe else None
 
 
+def cmd_merge(ns: argparse.Namespace) -> int:
+    from .adapters import merge
+
+    out = merge(ns.model_dir, ns.out or f"{str(ns.model_dir).rstrip('/')}-merged")
+    print(f"merged checkpoint written to {out}")
+    return 0
+
+
 def cmd_export(ns: argparse.Namespace) -> int:
     from .export import export_onnx
 
@@ -276,6 +284,11 @@ def _data_check_args(p: argparse.ArgumentParser) -> None:
     _column_flags(p)
 
 
+def _merge_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model_dir", help="a model trained with --peft")
+    p.add_argument("--out", help="output folder (default: DIR-merged)")
+
+
 def _export_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("model_dir")
     p.add_argument("--format", choices=["onnx"], default="onnx")
@@ -308,6 +321,7 @@ COMMANDS: dict[str, tuple[str, Callable, Callable]] = {
     "predict": ("predict with a trained model folder, JSONL out", _predict_args, cmd_predict),
     "data info": ("built-in datasets and their counts", _data_info_args, cmd_data_info),
     "data check": ("validate a data file without training", _data_check_args, cmd_data_check),
+    "merge": ("fold a peft adapter into a full checkpoint", _merge_args, cmd_merge),
     "export": ("export a trained model to ONNX (optionally int8) with a parity check", _export_args, cmd_export),
     "serve": ("serve a trained model over HTTP", _serve_args, cmd_serve),
     "demo": ("the main job on the embedded default", _demo_args, cmd_demo),

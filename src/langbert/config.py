@@ -105,6 +105,13 @@ class TrainConfig:
     """token-classification: tags over characters; default BIO (a built-in dataset may set its own)."""
     stride: int = 32
     """token-classification: tokens shared by consecutive windows of a long text."""
+    peft: Literal["none", "lora", "adalora", "ia3"] = "none"
+    """Parameter-efficient fine-tuning: train an adapter (and the task head) instead of the whole model."""
+    lora_r: int = 8
+    lora_alpha: int = 16
+    lora_dropout: float = 0.1
+    target_modules: list[str] | None = None
+    """Modules the adapter wraps; default for BERT: query, value (LoRA/AdaLoRA), key, value, output.dense (IA3)."""
     resume: bool = False
     """Continue from the last complete checkpoint in ``output_dir``."""
     progress: bool = True
@@ -134,6 +141,8 @@ class TrainConfig:
             raise ConfigError("keep_checkpoints must be >= 1 (resuming needs one)")
         if not 0 < self.threshold < 1:
             raise ConfigError("threshold must be in (0, 1)")
+        if self.lora_r < 1 or self.lora_alpha < 1 or not 0 <= self.lora_dropout < 1:
+            raise ConfigError("lora_r and lora_alpha must be >= 1, lora_dropout in [0, 1)")
         _check_literals(self)
 
     def to_dict(self) -> dict[str, Any]:

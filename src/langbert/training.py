@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -16,7 +17,7 @@ import torch
 from transformers import AutoTokenizer, EarlyStoppingCallback, Trainer, TrainerCallback, TrainingArguments
 from transformers.integrations import TensorBoardCallback
 
-from . import checkpoints
+from . import adapters, checkpoints
 from .artifacts import write_metadata
 from .config import TrainConfig, resolve_model
 from .data.loading import Splits, load_splits
@@ -171,6 +172,15 @@ def train(config: TrainConfig, callbacks: Sequence[TrainerCallback] = (), splits
     model = task.build_model(model_path, dropout=config.dropout)
     args = training_arguments(config, task, checkpoint_dir)
     extra: list[TrainerCallback] = [MetricsJsonl(out / "metrics.jsonl"), _tensorboard(out / "tensorboard")]
+    if config.peft != "none":
+        steps = config.max_steps if config.max_steps > 0 else math.ceil(
+            len(train_set) / (config.batch_size * config.gradient_accumulation_steps)) * math.ceil(config.epochs)
+        model = adapters.wrap(model, config.peft, task.head_modules(), config.lora_r, config.lora_alpha,
+                              config.lora_dropout, config.target_modules, total_steps=steps)
+        task.bind(model)
+        logger.info("peft %s: %s", config.peft, adapters.trainable_report(model))
+        if config.peft == "adalora":
+            extra.append(adapters.AdaLoraBudget(model))
     if config.early_stopping_patience:
         extra.append(EarlyStoppingCallback(early_stopping_patience=config.early_stopping_patience))
     trainer = LangbertTrainer(
@@ -211,6 +221,7 @@ def train(config: TrainConfig, callbacks: Sequence[TrainerCallback] = (), splits
         "best_dev_metric": {args.metric_for_best_model: trainer.state.best_metric},
         "metrics": {name: r.metrics for name, r in reports.items()},
         "steps": trainer.state.global_step,
+        "parameters": adapters.trainable_report(trainer.model),
     })
     return out
 

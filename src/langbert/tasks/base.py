@@ -89,6 +89,13 @@ class Task(ABC):
         """A ``compute_loss_func`` for HF Trainer, or None for the model's own loss."""
         return None
 
+    def head_modules(self) -> list[str]:
+        """Modules trained and saved alongside a parameter-efficient adapter (the task head)."""
+        return ["classifier"]
+
+    def bind(self, model: Any) -> None:
+        """Called once the model is final (e.g. wrapped by peft): resolve references into it."""
+
     def attach_exported(self, model: Any, path: str) -> None:
         """Give an exported (ONNX) model what decoding needs beyond logits (e.g. CRF transitions)."""
 

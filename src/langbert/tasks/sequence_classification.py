@@ -54,6 +54,10 @@ class SequenceClassificationTask(Task):
     def load_model(self, path: str) -> Any:
         from transformers import AutoModelForSequenceClassification
 
+        from ..adapters import base_model_of, is_adapter, load_adapter
+
+        if is_adapter(path):
+            return load_adapter(self.build_model(base_model_of(path)), path)
         return AutoModelForSequenceClassification.from_pretrained(path, use_safetensors=True)
 
     def target(self, label: Any) -> Any:

@@ -94,6 +94,12 @@ class TokenClassification(Task):
     def load_model(self, path: str) -> Any:
         from transformers import AutoModelForTokenClassification
 
+        from ..adapters import base_model_of, is_adapter, load_adapter
+
+        if is_adapter(path):
+            model = load_adapter(self.build_model(base_model_of(path)), path)
+            self.bind(model)
+            return model
         model = self._attach_crf(AutoModelForTokenClassification.from_pretrained(path, use_safetensors=True))
         if self.crf:
             from safetensors.torch import load_file
@@ -108,6 +114,20 @@ class TokenClassification(Task):
             self._crf_module = model.crf
         return model
 
+    def head_modules(self) -> list[str]:
+        return ["classifier", "crf"] if self.crf else ["classifier"]
+
+    def bind(self, model: Any) -> None:
+        """Point at the CRF the model really trains: peft copies a ``modules_to_save`` module and trains
+        the copy, so the module attached before wrapping is frozen from then on."""
+        if not self.crf:
+            return
+        crf = model.crf  # PeftModel forwards attribute lookups down to the HF model
+        if hasattr(crf, "modules_to_save"):
+            active = crf.active_adapters[0] if hasattr(crf, "active_adapters") else crf.active_adapter
+            crf = crf.modules_to_save[active]
+        self._crf_module = crf
+
     def attach_exported(self, model: Any, path: str) -> None:
         if self.crf:
             from safetensors.torch import load_file
@@ -121,7 +141,7 @@ class TokenClassification(Task):
         if self.crf:
             from safetensors.torch import save_file
 
-            save_file({k: v.contiguous() for k, v in model.crf.state_dict().items()}, str(Path(out) / CRF_FILE))
+            save_file({k: v.contiguous() for k, v in self._crf_module.state_dict().items()}, str(Path(out) / CRF_FILE))
 
     def loss_function(self) -> Any:
         if not self.crf:
@@ -172,7 +192,7 @@ class TokenClassification(Task):
         logits = outputs.logits.float()
         if self.crf:
             emissions, _, mask = _crf_inputs(logits, None, batch["attention_mask"])
-            paths = model.crf.viterbi(emissions, mask)
+            paths = self._crf_module.viterbi(emissions, mask)
             per_token = [[-1] + p for p in paths]  # position 0 is [CLS]
         else:
             per_token = logits.argmax(-1).tolist()
