@@ -8,6 +8,7 @@ import dataclasses
 import inspect
 import json
 import logging
+import os
 import sys
 import textwrap
 import typing
@@ -68,6 +69,8 @@ def cmd_train(ns: argparse.Namespace) -> int:
 
     config = load_recipe(recipe_path(ns.recipe), _overrides(ns)) if ns.recipe else build_config({}, _overrides(ns))
     out = train(config)
+    if int(os.environ.get("RANK", "0")) != 0:  # under torchrun, rank 0 alone writes and reports
+        return 0
     print(json.dumps(json.loads((out / "langbert.json").read_text(encoding="utf-8"))["metrics"], indent=2))
     print(f"model written to {out}")
     return 0

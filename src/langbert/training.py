@@ -148,6 +148,10 @@ def training_arguments(config: TrainConfig, task: Task, checkpoint_dir: Path) ->
         disable_tqdm=not config.progress,
         dataloader_num_workers=0,
         remove_unused_columns=False,
+        # Our losses are per-batch means. With this on (HF's default) Trainer multiplies them by the number
+        # of processes for any model whose forward takes **kwargs, BERT included: DDP gradients come out
+        # world-size times too large (invisible to Adam, not to SGD or clipping).
+        average_tokens_across_devices=False,
     )
 
 

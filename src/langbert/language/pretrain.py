@@ -115,6 +115,7 @@ def pretrain(cfg: PretrainConfig) -> Path:
         eval_strategy="steps" if eval_set else "no", eval_steps=cfg.eval_steps, save_strategy="steps",
         save_steps=cfg.eval_steps, save_total_limit=None, logging_steps=cfg.logging_steps, logging_first_step=True,
         report_to="none", disable_tqdm=not cfg.progress, remove_unused_columns=False, dataloader_num_workers=0,
+        average_tokens_across_devices=False,  # per-batch mean losses: see training.training_arguments
     )
     callbacks: list[TrainerCallback] = [MetricsJsonl(out / "metrics.jsonl")]
     if cfg.embeddings_only_steps:
