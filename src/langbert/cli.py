@@ -190,6 +190,16 @@ def _recipe(ns: argparse.Namespace) -> Path | None:
     return recipe_path(ns.recipe) if ns.recipe else None
 
 
+def cmd_search(ns: argparse.Namespace) -> int:
+    from .recipes import recipe_path
+    from .search import run_search
+
+    study = run_search(recipe_path(ns.recipe), ns.trials, ns.output_dir, ns.storage, ns.study_name, ns.seed,
+                       _overrides(ns, (DataConfig,)))
+    print(f"best trial {study.best_trial.number}: {study.best_value:.4f} with {study.best_params}")
+    return 0
+
+
 def cmd_merge(ns: argparse.Namespace) -> int:
     from .adapters import merge
 
@@ -287,6 +297,16 @@ def _data_check_args(p: argparse.ArgumentParser) -> None:
     _column_flags(p)
 
 
+def _search_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("recipe", help="recipe with a 'search:' section")
+    p.add_argument("--trials", type=int, required=True, help="total trials wanted (a resumed study counts earlier ones)")
+    p.add_argument("--output-dir", default=None, help="trials, study.db, best.yaml, history.png")
+    p.add_argument("--storage", default=None, help="optuna storage URL (default: sqlite in the output folder)")
+    p.add_argument("--study-name", default=None)
+    p.add_argument("--seed", type=int, default=0)
+    add_config_flags(p, (DataConfig,), only={"dataset", "train", "dev", "max_train_samples"})
+
+
 def _merge_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("model_dir", help="a model trained with --peft")
     p.add_argument("--out", help="output folder (default: DIR-merged)")
@@ -324,6 +344,7 @@ COMMANDS: dict[str, tuple[str, Callable, Callable]] = {
     "predict": ("predict with a trained model folder, JSONL out", _predict_args, cmd_predict),
     "data info": ("built-in datasets and their counts", _data_info_args, cmd_data_info),
     "data check": ("validate a data file without training", _data_check_args, cmd_data_check),
+    "search": ("hyperparameter search over a recipe with optuna", _search_args, cmd_search),
     "merge": ("fold a peft adapter into a full checkpoint", _merge_args, cmd_merge),
     "export": ("export a trained model to ONNX (optionally int8) with a parity check", _export_args, cmd_export),
     "serve": ("serve a trained model over HTTP", _serve_args, cmd_serve),
