@@ -63,7 +63,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--train-samples", type=int, default=None, help="fixed random subset of the training split")
     p.add_argument("--epochs", type=float, default=1.0)
-    p.add_argument("--learning-rate", type=float, default=1e-4)
+    p.add_argument("--learning-rate", type=float, default=5e-5)
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--pretrain-minutes", type=float, default=25.0)
     p.add_argument("--pretrain-steps", type=int, default=4000)
