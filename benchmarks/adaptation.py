@@ -71,6 +71,7 @@ def main() -> None:
     p.add_argument("--granularities", nargs="+", default=["char", "word"])
     p.add_argument("--inits", nargs="+", default=["random", "mean", "dictionary"])
     p.add_argument("--curve", nargs="*", type=int, default=[100, 500, 2000])
+    p.add_argument("--no-pretrain", action="store_true", help="skip continued pretraining and the learning curve")
     p.add_argument("--work", default="benchmarks/work/adaptation")
     args = p.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
@@ -112,6 +113,8 @@ def main() -> None:
         meta = adapted_meta[(gran, "dictionary")]
         emit(row("zh-heldout", "adapted-dictionary", "unk_rate", meta["coverage"]["after"]["unk_rate"], None,
                  granularity=gran))
+    if "dictionary" in best and not args.no_pretrain:
+        gran = best["dictionary"][1]
 
         pre_dir = work / f"pretrain-{gran}"
         start = time.perf_counter()
