@@ -1,10 +1,10 @@
 """Full fine-tuning vs LoRA vs AdaLoRA on zh-sentiment with an adapted model: test accuracy, trainable
-# (Not named peft.py: benchmark scripts put this folder first on sys.path, where it would shadow the peft package.)
 parameters, seconds per epoch, checkpoint size on disk. Equal data, epochs and seed for every row.
 
     python benchmarks/peft_benchmark.py --model benchmarks/work/adaptation/pretrain-word [--train-samples 4000]
 """
 
+# Not named peft.py: benchmark scripts put this folder first on sys.path, where it would shadow the peft package.
 from __future__ import annotations
 
 import argparse
