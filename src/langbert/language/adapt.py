@@ -8,7 +8,6 @@ embeddings, ready for ``langbert pretrain``; any task loads the encoder), 4. a c
 from __future__ import annotations
 
 import logging
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,7 @@ from ..data.segment import get_segmenter
 from ..data.split import bucket
 from .dictionary import load_dictionary
 from .embeddings import transfer_embeddings
-from .vocab import CJK_RUN, _lowercases, char_tokenizer, count_words, coverage, train_wordpiece, word_tokenizer
+from .vocab import _lowercases, char_tokenizer, count_words, coverage, train_wordpiece, word_tokenizer
 
 logger = logging.getLogger(__name__)
 
@@ -46,8 +45,7 @@ def build_tokenizer(cfg: AdaptConfig, source_tokenizer: Any) -> Any:
     if cfg.granularity == "char":
         return char_tokenizer(trained, source_tokenizer, cfg.mode)
     segmenter = get_segmenter(cfg.segmenter)
-    words = count_words(training_texts(cfg.corpus), segmenter)
-    chars = Counter(c for t in training_texts(cfg.corpus) for run in CJK_RUN.findall(t) for c in run)
+    words, chars = count_words(training_texts(cfg.corpus), segmenter)
     return word_tokenizer(trained, words, chars, source_tokenizer, cfg.vocab_size, cfg.min_word_count, cfg.mode)
 
 

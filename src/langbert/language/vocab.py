@@ -52,13 +52,16 @@ def char_tokenizer(trained: list[str], source: Any, mode: Literal["replace", "ex
     return tok
 
 
-def count_words(texts: Iterable[str], segmenter: Segmenter) -> Counter:
-    """Counts of CJK words of 2+ characters, as the segmenter cuts the corpus."""
-    counts: Counter = Counter()
+def count_words(texts: Iterable[str], segmenter: Segmenter) -> tuple[Counter, Counter]:
+    """One pass over the corpus: counts of CJK words of 2+ characters as the segmenter cuts it, and of
+    single CJK characters."""
+    words: Counter = Counter()
+    chars: Counter = Counter()
     for text in texts:
         for run in CJK_RUN.findall(text):
-            counts.update(w for w in segmenter(run) if len(w) > 1 and is_cjk(w))
-    return counts
+            chars.update(run)
+            words.update(w for w in segmenter(run) if len(w) > 1 and is_cjk(w))
+    return words, chars
 
 
 def word_tokenizer(trained: list[str], word_counts: Counter, char_counts: Counter, source: Any, vocab_size: int,
