@@ -34,7 +34,8 @@ def fine_tune(model: str, out: Path, args, train_samples: int | None = None, epo
     meta_path = out / "langbert.json"
     if not meta_path.exists():
         overrides = {"model": model, "output_dir": str(out), "seed": args.seed, "progress": False,
-                     "epochs": epochs or args.epochs, "learning_rate": args.learning_rate, "eval_steps": 10_000}
+                     "epochs": epochs or args.epochs, "learning_rate": args.learning_rate, "eval_steps": 10_000,
+                     "embedding_lr_scale": args.embedding_lr_scale}
         samples = train_samples or args.train_samples
         if samples:
             overrides["max_train_samples"] = samples
@@ -64,6 +65,8 @@ def main() -> None:
     p.add_argument("--train-samples", type=int, default=None, help="fixed random subset of the training split")
     p.add_argument("--epochs", type=float, default=1.0)
     p.add_argument("--learning-rate", type=float, default=5e-5)
+    p.add_argument("--embedding-lr-scale", type=float, default=1.0,
+                   help="input embeddings learn at this multiple of the learning rate (every row alike)")
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--pretrain-minutes", type=float, default=25.0)
     p.add_argument("--pretrain-steps", type=int, default=4000)
@@ -78,7 +81,8 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     work = Path(args.work)
     rows: list[dict] = []
-    extra = {"seed": args.seed, "epochs": args.epochs, "train_samples": args.train_samples or "all"}
+    extra = {"seed": args.seed, "epochs": args.epochs, "train_samples": args.train_samples or "all",
+             "learning_rate": args.learning_rate, "embedding_lr_scale": args.embedding_lr_scale}
 
     def emit(r: dict) -> None:
         rows.append(r)

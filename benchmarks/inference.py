@@ -111,7 +111,9 @@ def main() -> None:
     from transformers import pipeline
 
     start = time.perf_counter()
-    pipe = pipeline("text-classification", model=args.model, device=-1)
+    # The model object, not the folder: a mean-pooled langbert head is not a class the Auto loaders know.
+    loaded = Predictor.load(args.model)
+    pipe = pipeline("text-classification", model=loaded.model, tokenizer=loaded.tokenizer, device=-1)
     labels, sps = timed_batches(lambda t: [o["label"] for o in pipe(t, batch_size=32, truncation=True, max_length=128)], texts)
     p50, p99 = latencies(lambda t: pipe(t, truncation=True, max_length=128), single)
     emit("hf-pipeline", sps, p50, p99, labels, time.perf_counter() - start)

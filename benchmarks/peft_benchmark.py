@@ -2,6 +2,11 @@
 parameters, seconds per epoch, checkpoint size on disk. Equal data, epochs and seed for every row.
 
     python benchmarks/peft_benchmark.py --model benchmarks/work/adaptation/pretrain-word [--train-samples 4000]
+        [--search-trials 20 --search-samples 500 --search-dev 400]
+
+With ``--search-trials`` it also runs ``langbert search`` on a stated subset (train and dev rows by text
+hash) and compares the best trial with the hand-written recipe (``zh-sentiment-demo``) on the same data:
+rows ``search-best`` and ``default``, metric ``dev_accuracy``.
 """
 
 # Not named peft.py: benchmark scripts put this folder first on sys.path, where it would shadow the peft package.
@@ -15,7 +20,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _results import row, write_rows  # noqa: E402
+from _results import RESULTS, row, write_rows  # noqa: E402
 
 from langbert.config import DataConfig, TrainConfig  # noqa: E402
 from langbert.training import train  # noqa: E402
@@ -30,11 +35,18 @@ def main() -> None:
     p.add_argument("--epochs", type=float, default=1.0)
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--work", default="benchmarks/work/peft")
+    p.add_argument("--search-trials", type=int, default=0)
+    p.add_argument("--search-samples", type=int, default=500)
+    p.add_argument("--search-dev", type=int, default=400)
+    p.add_argument("--skip-peft", action="store_true", help="only the search rows")
     args = p.parse_args()
     logging.basicConfig(level=logging.WARNING)
     rows: list[dict] = []
+    if args.skip_peft and (RESULTS / "peft.json").exists():  # keep the PEFT rows of an earlier run
+        rows = [r for r in json.loads((RESULTS / "peft.json").read_text()) if r["system"] in ("full", "lora", "adalora")]
     # LoRA's few parameters take a larger step than full fine-tuning's (the usual practice, stated here).
-    for system, peft, lr in (("full", "none", 1e-4), ("lora", "lora", 1e-3), ("adalora", "adalora", 1e-3)):
+    systems = () if args.skip_peft else (("full", "none", 1e-4), ("lora", "lora", 1e-3), ("adalora", "adalora", 1e-3))
+    for system, peft, lr in systems:
         out = Path(args.work) / system
         if not (out / "langbert.json").exists():
             start = time.perf_counter()
@@ -55,6 +67,64 @@ def main() -> None:
             rows.append(row("zh-sentiment", system, metric, round(float(value), 4), meta["wall_seconds"], **extra))
         write_rows("peft", rows)
         print(system, {r["metric"]: r["value"] for r in rows if r["system"] == system}, flush=True)
+    if args.search_trials:
+        rows.extend(search_rows(args))
+        write_rows("peft", rows)
+
+
+SPACE = {"learning_rate": {"low": 1.0e-5, "high": 3.0e-4, "log": True}, "batch_size": [16, 32],
+         "epochs": {"low": 1, "high": 3}, "warmup_ratio": {"low": 0.0, "high": 0.2},
+         "weight_decay": {"low": 0.0, "high": 0.1}, "dropout": {"low": 0.0, "high": 0.2}}
+
+
+def search_rows(args) -> list[dict]:
+    """A search on a subset against the hand-written recipe on the same subset, both scored on dev."""
+    import hashlib
+
+    import yaml
+
+    from langbert.data import get_builtin
+    from langbert.recipes import recipe_path
+    from langbert.search import run_search
+
+    work = Path(args.work) / "search"
+    work.mkdir(parents=True, exist_ok=True)
+    splits = get_builtin("zh-sentiment").load().splits
+
+    def subset(rows, n):
+        return sorted(rows, key=lambda r: hashlib.sha1(r.text.encode()).hexdigest())[:n]
+
+    files = {}
+    for split, n in (("train", args.search_samples), ("dev", args.search_dev)):
+        files[split] = work / f"{split}.jsonl"
+        files[split].write_text("".join(json.dumps({"text": r.text, "label": r.label}, ensure_ascii=False) + "\n"
+                                        for r in subset(splits[split], n)), encoding="utf-8")
+    default = yaml.safe_load(recipe_path("zh-sentiment-demo").read_text(encoding="utf-8"))
+    default.update(model=args.model, seed=args.seed, progress=False, eval_steps=None,
+                   data={"train": str(files["train"]), "dev": str(files["dev"])})
+    extra = {"train_samples": args.search_samples, "dev_samples": args.search_dev}
+    out: list[dict] = []
+    start = time.perf_counter()
+    folder = work / "default"
+    if not (folder / "langbert.json").exists():
+        train(load_recipe_dict(default, folder))
+    dev = json.loads((folder / "langbert.json").read_text())["metrics"]["dev"]["accuracy"]
+    out.append(row("zh-sentiment", "default", "dev_accuracy", round(dev, 4), time.perf_counter() - start, **extra))
+    recipe = work / "recipe.yaml"
+    recipe.write_text(yaml.safe_dump({**default, "output_dir": str(work / "trials"), "search": SPACE}, sort_keys=False),
+                      encoding="utf-8")
+    start = time.perf_counter()
+    study = run_search(recipe, args.search_trials, output_dir=str(work / "trials"), seed=args.seed)
+    out.append(row("zh-sentiment", "search-best", "dev_accuracy", round(study.best_value, 4), time.perf_counter() - start,
+                   trials=len(study.trials), best_params=study.best_params, **extra))
+    print("search", study.best_value, study.best_params, "default", dev, flush=True)
+    return out
+
+
+def load_recipe_dict(values: dict, folder: Path):
+    from langbert.config import build_config
+
+    return build_config(values, {"output_dir": str(folder)}, where="zh-sentiment-demo")
 
 
 if __name__ == "__main__":

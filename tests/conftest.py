@@ -66,3 +66,11 @@ def tiny_train_config(tmp_path: Path, model_dir: str, train: Path, dev: Path | N
                     weight_decay=0.0, logging_steps=10, progress=False, bf16=False, seed=0)
     settings.update(overrides)
     return TrainConfig(**settings)
+
+
+def train_sentiment(tmp_path: Path, model_dir: str, **overrides) -> Path:
+    """The tiny model fine-tuned on ``SENTIMENT``: a trained classifier folder for export/serve/pooling tests."""
+    from langbert import train
+
+    data = write_jsonl(tmp_path / "t.jsonl", [{"text": t, "label": l} for t, l in SENTIMENT])
+    return train(tiny_train_config(tmp_path, model_dir, data, **overrides))

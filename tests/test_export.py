@@ -10,16 +10,14 @@ import pytest
 from langbert import Predictor, train
 from langbert.cli import main
 from langbert.export import export_onnx
-from tests.conftest import SENTIMENT, tiny_train_config, write_jsonl
+from tests.conftest import SENTIMENT, tiny_train_config, train_sentiment
 
 pytest.importorskip("onnxruntime")
 
 
 @pytest.fixture(scope="module")
 def classifier(tmp_path_factory, tiny_model_dir):
-    tmp = tmp_path_factory.mktemp("export")
-    data = write_jsonl(tmp / "t.jsonl", [{"text": t, "label": l} for t, l in SENTIMENT])
-    return train(tiny_train_config(tmp, tiny_model_dir, data))
+    return train_sentiment(tmp_path_factory.mktemp("export"), tiny_model_dir)
 
 
 def test_fp32_parity_and_predictor_loads_onnx(classifier, tmp_path):

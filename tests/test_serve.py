@@ -6,9 +6,9 @@ import asyncio
 
 import pytest
 
-from langbert import Predictor, train
+from langbert import Predictor
 from langbert.serve import ServeLimits, create_app
-from tests.conftest import SENTIMENT, tiny_train_config, write_jsonl
+from tests.conftest import SENTIMENT, train_sentiment
 
 fastapi = pytest.importorskip("fastapi")
 from fastapi.testclient import TestClient  # noqa: E402
@@ -16,9 +16,7 @@ from fastapi.testclient import TestClient  # noqa: E402
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory, tiny_model_dir):
-    tmp = tmp_path_factory.mktemp("serve")
-    data = write_jsonl(tmp / "t.jsonl", [{"text": t, "label": l} for t, l in SENTIMENT])
-    return str(train(tiny_train_config(tmp, tiny_model_dir, data)))
+    return str(train_sentiment(tmp_path_factory.mktemp("serve"), tiny_model_dir))
 
 
 @pytest.fixture(scope="module")

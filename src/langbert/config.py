@@ -81,6 +81,8 @@ class TrainConfig:
     scheduler: Literal["linear", "cosine", "constant"] = "linear"
     warmup_ratio: float = 0.06
     max_grad_norm: float = 1.0
+    embedding_lr_scale: float = 1.0
+    """Input embeddings learn at this multiple of ``learning_rate`` (new vocabulary rows after ``adapt``)."""
     dropout: float | None = None
     """Override the model's hidden, attention and classifier dropout."""
     eval_steps: int | None = None
@@ -99,6 +101,9 @@ class TrainConfig:
     logging_steps: int = 50
     threshold: float = 0.5
     """Multi-label decision threshold on the sigmoid."""
+    pooling: Literal["auto", "cls", "mean"] = "auto"
+    """Text classification/regression: classify the [CLS] pooler output or the mean of the token vectors;
+    ``auto`` takes what the checkpoint was trained with (mean for sentence-transformers models)."""
     crf: bool = False
     """token-classification: a CRF head instead of softmax."""
     tag_scheme: Literal["BIO", "BMES"] | None = None
@@ -127,6 +132,8 @@ class TrainConfig:
             raise ConfigError("give epochs > 0 or max_steps > 0")
         if self.learning_rate <= 0:
             raise ConfigError(f"learning_rate must be > 0, got {self.learning_rate}")
+        if self.embedding_lr_scale <= 0:
+            raise ConfigError(f"embedding_lr_scale must be > 0, got {self.embedding_lr_scale}")
         if not 0 <= self.warmup_ratio < 1:
             raise ConfigError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
         if self.weight_decay < 0 or self.max_grad_norm < 0:

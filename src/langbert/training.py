@@ -26,6 +26,7 @@ from .evaluation import write_reports
 from .hardware import bf16_native
 from .predict import Predictor
 from .tasks import Task, create_task
+from .tasks.pooling import resolve_pooling
 
 logger = logging.getLogger(__name__)
 
@@ -46,9 +47,25 @@ class FeatureDataset(torch.utils.data.Dataset):
 
 
 class LangbertTrainer(Trainer):
-    """HF Trainer whose checkpoints count only once complete (see ``checkpoints``)."""
+    """HF Trainer whose checkpoints count only once complete (see ``checkpoints``), and whose input
+    embeddings may learn at a multiple of the base learning rate."""
 
     keep_checkpoints: int = 2
+    embedding_lr_scale: float = 1.0
+
+    def create_optimizer(self, model: Any = None) -> Any:
+        optimizer = super().create_optimizer(model)
+        if self.embedding_lr_scale != 1.0 and not getattr(self, "_embedding_group_split", False):
+            # Rows of a transferred vocabulary start where no training put them; the body is already
+            # trained. Their own parameter group (the schedule scales every group alike) lets them move faster.
+            self._embedding_group_split = True
+            embeddings = (model or self.model).get_input_embeddings().weight
+            for group in list(optimizer.param_groups):
+                if any(p is embeddings for p in group["params"]):
+                    group["params"] = [p for p in group["params"] if p is not embeddings]
+                    optimizer.add_param_group({**{k: v for k, v in group.items() if k != "params"},
+                                               "params": [embeddings], "lr": group["lr"] * self.embedding_lr_scale})
+        return optimizer
 
     def _save_checkpoint(self, model: Any, trial: Any) -> None:
         super()._save_checkpoint(model, trial)
@@ -88,8 +105,10 @@ def task_options(config: TrainConfig) -> dict:
     accepted = inspect.signature(get_task_class(config.task).__init__).parameters
     builtin = get_builtin(config.data.dataset).task_options if config.data.dataset else {}
     wanted = {"threshold": config.threshold, "crf": config.crf, "scheme": config.tag_scheme or builtin.get("scheme"),
-              "stride": config.stride}
-    defaults = {"threshold": 0.5, "crf": False, "scheme": None, "stride": 32}
+              "stride": config.stride, "pooling": config.pooling}
+    defaults = {"threshold": 0.5, "crf": False, "scheme": None, "stride": 32, "pooling": "auto"}
+    if "pooling" in accepted:
+        wanted["pooling"] = resolve_pooling(config.pooling, resolve_model(config.model))
     options = {}
     for key, value in wanted.items():
         if key in accepted:
@@ -199,6 +218,7 @@ def train(config: TrainConfig, callbacks: Sequence[TrainerCallback] = (), splits
         callbacks=[*extra, *callbacks],
     )
     trainer.keep_checkpoints = config.keep_checkpoints
+    trainer.embedding_lr_scale = config.embedding_lr_scale
     resume_from = checkpoints.last_complete(checkpoint_dir) if config.resume else None
     if config.resume and resume_from is None:
         logger.warning("--resume: no complete checkpoint in %s, starting from scratch", checkpoint_dir)

@@ -91,3 +91,23 @@ def test_sgd_with_momentum_and_weight_decay_reach_the_optimizer(tmp_path, tiny_m
     assert all(g["momentum"] == 0.8 for g in groups)
     # decay on weights, never on biases and LayerNorm
     assert sorted({g["weight_decay"] for g in groups}) == [0.0, 0.01]
+
+
+def test_embeddings_get_their_own_learning_rate(tmp_path, tiny_model_dir):
+    from transformers import TrainerCallback
+
+    seen = {}
+
+    class Spy(TrainerCallback):
+        def on_step_end(self, args, state, control, optimizer=None, model=None, **kwargs):
+            seen.setdefault("optimizer", getattr(optimizer, "optimizer", optimizer))
+            seen.setdefault("embeddings", model.get_input_embeddings().weight)
+
+    path = write_jsonl(tmp_path / "train.jsonl", [{"text": t, "label": l} for t, l in SENTIMENT])
+    config = tiny_train_config(tmp_path, tiny_model_dir, path, embedding_lr_scale=10.0, scheduler="constant",
+                               learning_rate=1e-3, max_steps=2, eval_steps=2)
+    train(config, callbacks=[Spy()])
+    groups = seen["optimizer"].param_groups
+    (embedding_group,) = [g for g in groups if any(p is seen["embeddings"] for p in g["params"])]
+    assert len(embedding_group["params"]) == 1 and embedding_group["lr"] == pytest.approx(1e-2)
+    assert all(g["lr"] == pytest.approx(1e-3) for g in groups if g is not embedding_group)

@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 from ..artifacts import write_metadata
+from ..tasks.pooling import carry_pooling_declaration
 from ..checkpoints import atomic_write_text
 from ..config import AdaptConfig, resolve_model
 from ..data.corpus import iter_texts
@@ -76,6 +77,7 @@ def adapt(cfg: AdaptConfig) -> Path:
     model.tie_weights()
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
+    carry_pooling_declaration(source_path, out)
 
     heldout = heldout_texts(cfg.corpus, cfg.heldout)
     before, after = coverage(source_tok, heldout), coverage(tokenizer, heldout)

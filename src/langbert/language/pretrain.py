@@ -18,6 +18,7 @@ from transformers import AutoModelForMaskedLM, AutoTokenizer, TrainerCallback, T
 
 from .. import checkpoints
 from ..artifacts import write_metadata
+from ..tasks.pooling import carry_pooling_declaration
 from ..config import PretrainConfig, resolve_model
 from ..errors import ConfigError
 from ..hardware import bf16_native
@@ -135,6 +136,7 @@ def pretrain(cfg: PretrainConfig) -> Path:
         trainer.save_model(str(out))
         (out / "training_args.bin").unlink(missing_ok=True)
         tokenizer.save_pretrained(str(out))
+        carry_pooling_declaration(model_path, out)
         write_metadata(out, {
             "stage": "pretrain", "source_model": cfg.model, "config": cfg.to_dict(),
             "steps": trainer.state.global_step, "train_blocks": len(train_set), "heldout_blocks": len(eval_set),

@@ -9,9 +9,10 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..data.rows import Row
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 from ..evaluation import Report, multi_label_report, regression_report, single_label_report
 from .base import Task, register_task
+from .pooling import POOLING_KEY, POOLINGS, checkpoint_pooling, mean_pooled_class
 
 
 def _natural_key(label: str) -> tuple:
@@ -32,6 +33,15 @@ class SequenceClassificationTask(Task):
 
     problem_type: str
 
+    def __init__(self, labels: Sequence[str] | None = None, threshold: float = 0.5, pooling: str = "cls"):
+        super().__init__(labels, threshold)
+        if pooling not in POOLINGS:
+            raise ConfigError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
+        self.pooling = pooling
+
+    def state(self) -> dict[str, Any]:
+        return {**super().state(), "pooling": self.pooling}
+
     def num_outputs(self) -> int:
         return len(self.labels)
 
@@ -49,6 +59,9 @@ class SequenceClassificationTask(Task):
             problem_type=self.problem_type,
             **overrides,
         )
+        if self.pooling == "mean":
+            setattr(config, POOLING_KEY, "mean")
+            return mean_pooled_class(config).from_pretrained(name_or_path, config=config)
         return AutoModelForSequenceClassification.from_pretrained(name_or_path, config=config)
 
     def load_model(self, path: str) -> Any:
@@ -58,6 +71,10 @@ class SequenceClassificationTask(Task):
 
         if is_adapter(path):
             return load_adapter(self.build_model(base_model_of(path)), path)
+        if checkpoint_pooling(path) == "mean":
+            from transformers import AutoConfig
+
+            return mean_pooled_class(AutoConfig.from_pretrained(path)).from_pretrained(path, use_safetensors=True)
         return AutoModelForSequenceClassification.from_pretrained(path, use_safetensors=True)
 
     def target(self, label: Any) -> Any:
