@@ -52,3 +52,14 @@ def test_token_classification_with_crf_exports(tmp_path, tiny_model_dir):
     assert parity.passed and parity.label_agreement == 1.0
     texts = [t for t, _ in NER]
     assert Predictor.load(tmp_path / "onnx").predict(texts) == Predictor.load(out).predict(texts)
+
+
+def test_parity_runs_on_the_users_texts_and_fails_loudly(classifier, tmp_path, capsys):
+    texts = tmp_path / "parity.txt"
+    texts.write_text("".join(t + "\n" for t, _ in SENTIMENT * 3), encoding="utf-8")
+    assert main(["export", str(classifier), "--int8", "--parity-texts", str(texts), "--out", str(tmp_path / "a")]) == 0
+    assert json.loads((tmp_path / "a" / "langbert.json").read_text())["format"]["parity"]["texts"] == 3 * len(SENTIMENT)
+    # an impossible fp32 tolerance must fail with exit 1, the verdict recorded in the folder
+    assert main(["export", str(classifier), "--parity-texts", str(texts), "--tolerance", "0", "--out", str(tmp_path / "b")]) == 1
+    assert "parity check failed" in capsys.readouterr().err
+    assert json.loads((tmp_path / "b" / "langbert.json").read_text())["format"]["parity"]["passed"] is False

@@ -213,7 +213,9 @@ def cmd_export(ns: argparse.Namespace) -> int:
 
     out = ns.out or f"{str(ns.model_dir).rstrip('/')}-onnx{'-int8' if ns.int8 else ''}"
     try:
-        parity = export_onnx(ns.model_dir, out, int8=ns.int8, tolerance=ns.tolerance)
+        texts = _parity_texts(ns.parity_texts) if ns.parity_texts else None
+        parity = export_onnx(ns.model_dir, out, int8=ns.int8, texts=texts, tolerance=ns.tolerance,
+                             min_agreement=ns.min_agreement)
     except LangbertError as exc:
         print(f"langbert: error: {exc}", file=sys.stderr)
         return 1
@@ -221,6 +223,13 @@ def cmd_export(ns: argparse.Namespace) -> int:
           f"label agreement {parity.label_agreement:.1%}: {'ok' if parity.passed else 'FAILED'}")
     print(f"ONNX model written to {out}")
     return 0
+
+
+def _parity_texts(path: str) -> list[str]:
+    from .data.readers import Columns, read_rows
+
+    rows = read_rows(path, Columns(), label_required=False)
+    return [r.text for r in rows]
 
 
 def cmd_serve(ns: argparse.Namespace) -> int:
@@ -318,6 +327,9 @@ def _export_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--int8", action="store_true", help="dynamic int8 quantisation of the linear layers")
     p.add_argument("--out", help="output folder (default: DIR-onnx[-int8])")
     p.add_argument("--tolerance", type=float, default=1e-3, help="fp32 parity: max |Δlogit| allowed")
+    p.add_argument("--parity-texts", help="texts for the parity check (.txt one a line, .jsonl, .csv, .tsv); "
+                                          "default: a few built-in samples")
+    p.add_argument("--min-agreement", type=float, default=0.95, help="int8 parity: share of labels that must agree")
 
 
 def _serve_args(p: argparse.ArgumentParser) -> None:
