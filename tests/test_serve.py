@@ -53,6 +53,13 @@ def test_malformed_and_oversized_bodies(client):
     r = client.post("/predict", content=b"x" * 5000, headers={"content-type": "application/json"})
     assert r.status_code == 413
 
+    def chunks():  # streamed, no content-length: the cap must count what arrives
+        for _ in range(10):
+            yield b"x" * 500
+
+    r = client.post("/predict", content=chunks(), headers={"content-type": "application/json"})
+    assert r.status_code == 413 and "body over" in r.json()["detail"]
+
 
 def test_bearer_token_required_when_set(model_dir):
     with TestClient(create_app(model_dir, api_key="s3cret")) as c:
