@@ -79,11 +79,11 @@ SPACE = {"learning_rate": {"low": 1.0e-5, "high": 3.0e-4, "log": True}, "batch_s
 
 def search_rows(args) -> list[dict]:
     """A search on a subset against the hand-written recipe on the same subset, both scored on dev."""
-    import hashlib
-
     import yaml
 
+    from langbert.config import build_config
     from langbert.data import get_builtin
+    from langbert.data.loading import hash_subset
     from langbert.recipes import recipe_path
     from langbert.search import run_search
 
@@ -91,14 +91,11 @@ def search_rows(args) -> list[dict]:
     work.mkdir(parents=True, exist_ok=True)
     splits = get_builtin("zh-sentiment").load().splits
 
-    def subset(rows, n):
-        return sorted(rows, key=lambda r: hashlib.sha1(r.text.encode()).hexdigest())[:n]
-
     files = {}
     for split, n in (("train", args.search_samples), ("dev", args.search_dev)):
         files[split] = work / f"{split}.jsonl"
         files[split].write_text("".join(json.dumps({"text": r.text, "label": r.label}, ensure_ascii=False) + "\n"
-                                        for r in subset(splits[split], n)), encoding="utf-8")
+                                        for r in hash_subset(splits[split], n)), encoding="utf-8")
     default = yaml.safe_load(recipe_path("zh-sentiment-demo").read_text(encoding="utf-8"))
     default.update(model=args.model, seed=args.seed, progress=False, eval_steps=None,
                    data={"train": str(files["train"]), "dev": str(files["dev"])})
@@ -107,7 +104,7 @@ def search_rows(args) -> list[dict]:
     start = time.perf_counter()
     folder = work / "default"
     if not (folder / "langbert.json").exists():
-        train(load_recipe_dict(default, folder))
+        train(build_config(default, {"output_dir": str(folder)}, where="zh-sentiment-demo"))
     dev = json.loads((folder / "langbert.json").read_text())["metrics"]["dev"]["accuracy"]
     out.append(row("zh-sentiment", "default", "dev_accuracy", round(dev, 4), time.perf_counter() - start, **extra))
     recipe = work / "recipe.yaml"
@@ -119,12 +116,6 @@ def search_rows(args) -> list[dict]:
                    trials=len(study.trials), best_params=study.best_params, **extra))
     print("search", study.best_value, study.best_params, "default", dev, flush=True)
     return out
-
-
-def load_recipe_dict(values: dict, folder: Path):
-    from langbert.config import build_config
-
-    return build_config(values, {"output_dir": str(folder)}, where="zh-sentiment-demo")
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ from _results import row, write_rows  # noqa: E402
 
 from langbert.config import DataConfig, TrainConfig, resolve_model  # noqa: E402
 from langbert.data import get_builtin  # noqa: E402
+from langbert.data.loading import hash_subset  # noqa: E402
 from langbert.hardware import bf16_native  # noqa: E402
 from langbert.training import train  # noqa: E402
 
@@ -73,9 +74,7 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING)
     work = Path(args.work)
     splits = get_builtin("zh-sentiment").load().splits
-    import hashlib
-
-    subset = sorted(splits["train"], key=lambda r: hashlib.sha1(r.text.encode()).hexdigest())[: args.samples]
+    subset = hash_subset(splits["train"], args.samples)
     dev = splits["dev"]
     from transformers import AutoTokenizer
 

@@ -54,10 +54,14 @@ def load_splits(cfg: DataConfig, read: Callable[..., list[Row]] | None = None,
         test = read(cfg.test, columns) if cfg.test else []
         splits = Splits(train, dev, test, source=str(cfg.train))
     if cfg.max_train_samples is not None:
-        # A hash order is a fixed random order: a subset of a file sorted by label stays mixed.
-        ranked = sorted(splits.train, key=lambda r: hashlib.sha1(_key(r).encode("utf-8")).hexdigest())
-        splits.train = ranked[: cfg.max_train_samples]
+        splits.train = hash_subset(splits.train, cfg.max_train_samples)
     return splits
+
+
+def hash_subset(rows: list[Row], n: int) -> list[Row]:
+    """The first ``n`` rows in the order of a hash of their text: a fixed random subset, so a subset of a
+    file sorted by label stays mixed and every run (and benchmark) draws the same rows."""
+    return sorted(rows, key=lambda r: hashlib.sha1(_key(r).encode("utf-8")).hexdigest())[:n]
 
 
 def _key(row: Row) -> str:

@@ -7,8 +7,9 @@ masked mean of its token vectors; its [CLS] vector and pooler were never trained
 before it learns anything. Mean pooling gives the head the representation the encoder already makes.
 
 The class is built per architecture on top of its own ``*PreTrainedModel`` (so loading a plain encoder
-checkpoint, saving, peft and ONNX export work as for HF's heads) and marks ``config.json`` with
-``langbert_pooling: mean`` so a reload never falls back to a [CLS] head with a random pooler.
+checkpoint, saving, peft and ONNX export work as for HF's heads). langbert reloads it from the task
+state in ``langbert.json``; ``config.json`` is also marked ``langbert_pooling: mean`` so any other reader
+can tell it is not a [CLS] head (HF's Auto loader would put a random pooler in its place).
 """
 
 from __future__ import annotations
@@ -53,11 +54,8 @@ def declared_pooling(name_or_path: str) -> str:
 
 
 def resolve_pooling(pooling: str, name_or_path: str) -> str:
-    if pooling == "auto":
-        return declared_pooling(name_or_path)
-    if pooling not in POOLINGS:
-        raise ConfigError(f"pooling must be 'auto' or one of {POOLINGS}, got {pooling!r}")
-    return pooling
+    """``auto`` -> what the checkpoint declares; an explicit choice is kept (the task validates it)."""
+    return declared_pooling(name_or_path) if pooling == "auto" else pooling
 
 
 def classification_loss(config: Any, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -117,14 +115,6 @@ def mean_pooled_class(config: Any) -> type:
     except KeyError as exc:
         raise ConfigError(f"mean pooling: no encoder class for model type '{config.model_type}'") from exc
     return _mean_pooled_class(encoder_class)
-
-
-def checkpoint_pooling(path: str | Path) -> str:
-    """The pooling a langbert classification checkpoint was trained with (old ones: ``cls``)."""
-    config = Path(path) / "config.json"
-    if not config.is_file():
-        return "cls"
-    return json.loads(config.read_text(encoding="utf-8")).get(POOLING_KEY, "cls")
 
 
 def carry_pooling_declaration(source: str, out: str | Path) -> None:

@@ -12,7 +12,7 @@ from ..data.rows import Row
 from ..errors import ConfigError, DataError
 from ..evaluation import Report, multi_label_report, regression_report, single_label_report
 from .base import Task, register_task
-from .pooling import POOLING_KEY, POOLINGS, checkpoint_pooling, mean_pooled_class
+from .pooling import POOLING_KEY, POOLINGS, mean_pooled_class
 
 
 def _natural_key(label: str) -> tuple:
@@ -71,7 +71,7 @@ class SequenceClassificationTask(Task):
 
         if is_adapter(path):
             return load_adapter(self.build_model(base_model_of(path)), path)
-        if checkpoint_pooling(path) == "mean":
+        if self.pooling == "mean":  # the task state saved with the folder, like its labels
             from transformers import AutoConfig
 
             return mean_pooled_class(AutoConfig.from_pretrained(path)).from_pretrained(path, use_safetensors=True)
