@@ -40,6 +40,21 @@ def hardware() -> str:
     return f"{platform.machine()}, {_cores()} CPU cores, bf16 {'native' if bf16_native() else 'not native'}"
 
 
+def run_once(folder: Path, run) -> dict:
+    """``run()`` unless ``folder`` already holds a finished langbert output; its ``langbert.json`` with the
+    run's wall seconds added, so an interrupted benchmark resumes without redoing (or re-timing) a row."""
+    import time
+
+    meta_path = Path(folder) / "langbert.json"
+    if not meta_path.exists():
+        start = time.perf_counter()
+        run()
+        meta = json.loads(meta_path.read_text())
+        meta["wall_seconds"] = time.perf_counter() - start
+        meta_path.write_text(json.dumps(meta, indent=2, ensure_ascii=False))
+    return json.loads(meta_path.read_text())
+
+
 def _cores() -> int:
     import os
 

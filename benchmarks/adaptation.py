@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _results import row, write_rows  # noqa: E402
+from _results import row, run_once, write_rows  # noqa: E402
 
 from langbert.baselines import tfidf_logreg  # noqa: E402
 from langbert.config import AdaptConfig, PretrainConfig, load_recipe  # noqa: E402
@@ -31,32 +31,19 @@ from langbert.training import prepare_task, train  # noqa: E402
 
 def fine_tune(model: str, out: Path, args, train_samples: int | None = None, epochs: float | None = None) -> tuple[float, float]:
     """Test accuracy and wall seconds of one fine-tuning run (cached: a finished folder is reused)."""
-    meta_path = out / "langbert.json"
-    if not meta_path.exists():
-        overrides = {"model": model, "output_dir": str(out), "seed": args.seed, "progress": False,
-                     "epochs": epochs or args.epochs, "learning_rate": args.learning_rate, "eval_steps": 10_000,
-                     "embedding_lr_scale": args.embedding_lr_scale}
-        samples = train_samples or args.train_samples
-        if samples:
-            overrides["max_train_samples"] = samples
-        start = time.perf_counter()
-        train(load_recipe(recipe_path("zh-sentiment-demo"), overrides))
-        meta = json.loads(meta_path.read_text())
-        meta["wall_seconds"] = time.perf_counter() - start
-        meta_path.write_text(json.dumps(meta, indent=2, ensure_ascii=False))
-    meta = json.loads(meta_path.read_text())
+    overrides = {"model": model, "output_dir": str(out), "seed": args.seed, "progress": False,
+                 "epochs": epochs or args.epochs, "learning_rate": args.learning_rate, "eval_steps": 10_000,
+                 "embedding_lr_scale": args.embedding_lr_scale}
+    samples = train_samples or args.train_samples
+    if samples:
+        overrides["max_train_samples"] = samples
+    meta = run_once(out, lambda: train(load_recipe(recipe_path("zh-sentiment-demo"), overrides)))
     return meta["metrics"]["test"]["accuracy"], meta["wall_seconds"]
 
 
 def timed_adapt(cfg: AdaptConfig) -> tuple[Path, float, dict]:
     out = Path(cfg.output_dir)
-    if not (out / "langbert.json").exists():
-        start = time.perf_counter()
-        adapt(cfg)
-        meta = json.loads((out / "langbert.json").read_text())
-        meta["wall_seconds"] = time.perf_counter() - start
-        (out / "langbert.json").write_text(json.dumps(meta, indent=2, ensure_ascii=False))
-    meta = json.loads((out / "langbert.json").read_text())
+    meta = run_once(out, lambda: adapt(cfg))
     return out, meta["wall_seconds"], meta
 
 

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _results import RESULTS, row, write_rows  # noqa: E402
+from _results import RESULTS, row, run_once, write_rows  # noqa: E402
 
 from langbert.config import DataConfig, TrainConfig  # noqa: E402
 from langbert.training import train  # noqa: E402
@@ -48,15 +48,10 @@ def main() -> None:
     systems = () if args.skip_peft else (("full", "none", 1e-4), ("lora", "lora", 1e-3), ("adalora", "adalora", 1e-3))
     for system, peft, lr in systems:
         out = Path(args.work) / system
-        if not (out / "langbert.json").exists():
-            start = time.perf_counter()
-            train(TrainConfig(model=args.model, output_dir=str(out), peft=peft, learning_rate=lr, epochs=args.epochs,
-                              data=DataConfig(dataset="zh-sentiment", max_train_samples=args.train_samples),
-                              eval_steps=10_000, progress=False, seed=args.seed))
-            meta = json.loads((out / "langbert.json").read_text())
-            meta["wall_seconds"] = time.perf_counter() - start
-            (out / "langbert.json").write_text(json.dumps(meta, indent=2, ensure_ascii=False))
-        meta = json.loads((out / "langbert.json").read_text())
+        config = TrainConfig(model=args.model, output_dir=str(out), peft=peft, learning_rate=lr, epochs=args.epochs,
+                             data=DataConfig(dataset="zh-sentiment", max_train_samples=args.train_samples),
+                             eval_steps=10_000, progress=False, seed=args.seed)
+        meta = run_once(out, lambda: train(config))
         logs = [json.loads(l) for l in (out / "metrics.jsonl").read_text().splitlines()]
         runtime = next(l["train_runtime"] for l in logs if "train_runtime" in l)
         size = sum((out / f).stat().st_size for f in WEIGHTS if (out / f).exists()) / 2**20

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _results import row, write_rows  # noqa: E402
+from _results import row, run_once, write_rows  # noqa: E402
 
 from langbert.config import AdaptConfig, DataConfig, TrainConfig  # noqa: E402
 from langbert.data import get_builtin  # noqa: E402
@@ -62,16 +62,11 @@ def crf_baseline(dataset: str, train_samples: int | None) -> tuple[dict, float]:
 
 
 def fine_tune(model: str, dataset: str, out: Path, args, crf: bool) -> tuple[dict, float]:
-    if not (out / "langbert.json").exists():
-        start = time.perf_counter()
-        train(TrainConfig(task="token-classification", model=model, output_dir=str(out),
-                          data=DataConfig(dataset=dataset, max_train_samples=args.train_samples), crf=crf,
-                          epochs=args.epochs, learning_rate=args.learning_rate, batch_size=32, max_length=128,
-                          eval_steps=10_000, progress=False, seed=args.seed))
-        meta = json.loads((out / "langbert.json").read_text())
-        meta["wall_seconds"] = time.perf_counter() - start
-        (out / "langbert.json").write_text(json.dumps(meta, indent=2, ensure_ascii=False))
-    meta = json.loads((out / "langbert.json").read_text())
+    config = TrainConfig(task="token-classification", model=model, output_dir=str(out),
+                         data=DataConfig(dataset=dataset, max_train_samples=args.train_samples), crf=crf,
+                         epochs=args.epochs, learning_rate=args.learning_rate, batch_size=32, max_length=128,
+                         eval_steps=10_000, progress=False, seed=args.seed)
+    meta = run_once(out, lambda: train(config))
     return meta["metrics"]["test"], meta["wall_seconds"]
 
 
