@@ -43,7 +43,9 @@ def latencies(predict_one, texts: list[str]) -> tuple[float, float]:
     return float(np.percentile(times, 50)), float(np.percentile(times, 99))
 
 
-def load_test(model_dir: str, texts: list[str], clients: int, requests_per_client: int) -> dict:
+def load_test(model_dir: str, texts: list[str], clients: int, requests_per_client: int) -> tuple[dict, dict]:
+    """The server under concurrent single-text /predict calls, and the same clients calling /health: the
+    second is the ceiling of HTTP + client alone on these cores (the client runs beside the server)."""
     import httpx
 
     with socket.socket() as s:
@@ -59,29 +61,34 @@ def load_test(model_dir: str, texts: list[str], clients: int, requests_per_clien
                     break
             except httpx.HTTPError:
                 time.sleep(0.2)
-        times, errors = [], 0
 
-        async def client(c: httpx.AsyncClient, k: int) -> None:
-            nonlocal errors
-            for i in range(requests_per_client):
-                text = texts[(k * requests_per_client + i) % len(texts)]
-                start = time.perf_counter()
-                try:
-                    r = await c.post(f"{url}/predict", json={"texts": [text]}, timeout=60)
-                    errors += r.status_code != 200
-                except httpx.HTTPError:
-                    errors += 1
-                times.append((time.perf_counter() - start) * 1000)
+        def measure(send) -> dict:
+            times, errors = [], 0
 
-        async def run() -> float:
-            async with httpx.AsyncClient(limits=httpx.Limits(max_connections=clients)) as c:
-                start = time.perf_counter()
-                await asyncio.gather(*[client(c, k) for k in range(clients)])
-                return time.perf_counter() - start
+            async def client(c: httpx.AsyncClient, k: int) -> None:
+                nonlocal errors
+                for i in range(requests_per_client):
+                    text = texts[(k * requests_per_client + i) % len(texts)]
+                    start = time.perf_counter()
+                    try:
+                        errors += (await send(c, text)).status_code != 200
+                    except httpx.HTTPError:
+                        errors += 1
+                    times.append((time.perf_counter() - start) * 1000)
 
-        wall = asyncio.run(run())
-        return {"requests_per_s": len(times) / wall, "p50_ms": float(np.percentile(times, 50)),
-                "p99_ms": float(np.percentile(times, 99)), "errors": errors, "wall": wall}
+            async def run() -> float:
+                async with httpx.AsyncClient(limits=httpx.Limits(max_connections=clients)) as c:
+                    start = time.perf_counter()
+                    await asyncio.gather(*[client(c, k) for k in range(clients)])
+                    return time.perf_counter() - start
+
+            wall = asyncio.run(run())
+            return {"requests_per_s": len(times) / wall, "p50_ms": float(np.percentile(times, 50)),
+                    "p99_ms": float(np.percentile(times, 99)), "errors": errors, "wall": wall}
+
+        served = measure(lambda c, text: c.post(f"{url}/predict", json={"texts": [text]}, timeout=60))
+        ceiling = measure(lambda c, text: c.get(f"{url}/health", timeout=60))
+        return served, ceiling
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -136,12 +143,14 @@ def main() -> None:
         emit(system, sps, p50, p99, labels, time.perf_counter() - start, model=folder)
 
     best = max(variants, key=lambda v: next(r["value"] for r in rows if r["system"] == v[0] and r["metric"] == "sentences_per_s"))
-    result = load_test(best[1], texts, args.clients, args.requests_per_client)
+    result, ceiling = load_test(best[1], texts, args.clients, args.requests_per_client)
+    extra = {"model": best[1], "clients": args.clients, "requests": args.clients * args.requests_per_client}
     for metric in ("requests_per_s", "p99_ms", "errors"):
-        rows.append(row("zh-sentiment", "langbert-serve", metric, round(result[metric], 4), result["wall"],
-                        model=best[1], clients=args.clients, requests=args.clients * args.requests_per_client))
+        rows.append(row("zh-sentiment", "langbert-serve", metric, round(result[metric], 4), result["wall"], **extra))
+    rows.append(row("zh-sentiment", "http-ceiling", "requests_per_s", round(ceiling["requests_per_s"], 4),
+                    ceiling["wall"], endpoint="GET /health", **extra))
     write_rows("inference", rows)
-    print("serve", json.dumps(result))
+    print("serve", json.dumps(result), "GET /health", json.dumps(ceiling))
 
 
 if __name__ == "__main__":

@@ -65,6 +65,7 @@ def fine_tune(model: str, dataset: str, out: Path, args, crf: bool) -> tuple[dic
     config = TrainConfig(task="token-classification", model=model, output_dir=str(out),
                          data=DataConfig(dataset=dataset, max_train_samples=args.train_samples), crf=crf,
                          epochs=args.epochs, learning_rate=args.learning_rate, batch_size=32, max_length=128,
+                         embedding_lr_scale=args.embedding_lr_scale,
                          eval_steps=10_000, progress=False, seed=args.seed)
     meta = run_once(out, lambda: train(config))
     return meta["metrics"]["test"], meta["wall_seconds"]
@@ -76,13 +77,16 @@ def main() -> None:
     p.add_argument("--train-samples", type=int, default=None)
     p.add_argument("--epochs", type=float, default=1.0)
     p.add_argument("--learning-rate", type=float, default=1e-4)
+    p.add_argument("--embedding-lr-scale", type=float, default=1.0,
+                   help="learning-rate multiple for the input embeddings (new rows of an adapted vocabulary)")
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--skip-as-is", action="store_true")
     p.add_argument("--work", default="benchmarks/work/sequence_labeling")
     args = p.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     work = Path(args.work)
-    extra = {"seed": args.seed, "epochs": args.epochs, "train_samples": args.train_samples or "all"}
+    extra = {"seed": args.seed, "epochs": args.epochs, "train_samples": args.train_samples or "all",
+             "learning_rate": args.learning_rate, "embedding_lr_scale": args.embedding_lr_scale}
     rows: list[dict] = []
 
     def emit(r: dict) -> None:

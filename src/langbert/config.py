@@ -116,7 +116,8 @@ class TrainConfig:
     lora_alpha: int = 16
     lora_dropout: float = 0.1
     target_modules: list[str] | None = None
-    """Modules the adapter wraps; default for BERT: query, value (LoRA/AdaLoRA), key, value, output.dense (IA3)."""
+    """Modules the adapter wraps; default for BERT: query, value, word_embeddings (LoRA), query, value
+    (AdaLoRA), key, value, output.dense (IA3)."""
     resume: bool = False
     """Continue from the last complete checkpoint in ``output_dir``."""
     progress: bool = True
@@ -270,7 +271,8 @@ class PretrainConfig:
     """First phase: train only the embeddings (and MLM head) this many steps, body frozen."""
     max_steps: int = 1000
     max_minutes: float | None = None
-    """Stop (with a checkpoint) once this much wall time has passed: a compute budget."""
+    """A compute budget: the steps that fit (timed up front, at most max_steps) carry the whole schedule;
+    the run also stops, with a checkpoint, once this much wall time has passed."""
     batch_size: int = 32
     learning_rate: float = 5e-4
     weight_decay: float = 0.01

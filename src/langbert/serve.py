@@ -182,7 +182,8 @@ def create_app(model_dir: str, api_key: str | None = None, limits: ServeLimits |
                 raise HTTPException(422, f"texts[{i}] is empty")
         if body.pairs is not None and len(body.pairs) != len(body.texts):
             raise HTTPException(422, f"{len(body.texts)} texts but {len(body.pairs)} pairs")
-        return {"predictions": await batcher.predict(body.texts, body.pairs)}
+        # A ready response skips FastAPI's jsonable_encoder walk over every prediction.
+        return JSONResponse({"predictions": await batcher.predict(body.texts, body.pairs)})
 
     return app
 

@@ -116,3 +116,33 @@ def test_pretraining_resumes(tmp_path, tiny_model_dir):
     assert not (tmp_path / "pt" / "langbert.json").exists()
     out = pretrain(_config(tmp_path, tiny_model_dir, corpus, resume=True))
     assert json.loads((out / "langbert.json").read_text())["steps"] == 12
+
+
+def test_a_time_budget_becomes_a_step_plan_that_ends_with_a_decayed_learning_rate(tmp_path, tiny_model_dir,
+                                                                                   monkeypatch):
+    import langbert.language.pretrain as module
+
+    corpus = _corpus(tmp_path)
+    monkeypatch.setattr(module, "seconds_per_step", lambda *a, **k: 0.5)  # 0.1 min at 0.5 s/step: ~10 steps
+    out = pretrain(_config(tmp_path, tiny_model_dir, corpus, max_steps=1000, max_minutes=0.1, logging_steps=1))
+    meta = json.loads((out / "langbert.json").read_text())
+    assert 1 < meta["planned_steps"] < 12 and meta["steps"] == meta["planned_steps"]
+    rates = [json.loads(line)["learning_rate"] for line in (out / "metrics.jsonl").read_text().splitlines()
+             if "learning_rate" in line]
+    assert rates[-1] < 0.25 * max(rates), "the schedule must decay within the budget, not stop at its peak"
+
+
+def test_step_timing_leaves_the_weights_unchanged(tiny_model_dir):
+    from transformers import AutoModelForMaskedLM
+
+    from langbert.language.time_budget import seconds_per_step, steps_within
+
+    model = AutoModelForMaskedLM.from_pretrained(tiny_model_dir)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    ids = torch.randint(5, 50, (2, 8))
+    seconds = seconds_per_step(model, lambda i: {"input_ids": ids, "labels": ids}, bf16=False)
+    assert seconds > 0
+    for k, v in model.state_dict().items():
+        torch.testing.assert_close(v, before[k], rtol=0, atol=0)
+    assert steps_within(10, 1.0, 10_000, eval_steps=100, eval_batches=0) == 540
+    assert steps_within(10, 1.0, 100, eval_steps=100, eval_batches=0) == 100

@@ -7,9 +7,9 @@ an optional embeddings-only first phase and a wall-time budget -> checkpoint + p
 
 from __future__ import annotations
 
+import json
 import logging
 import math
-import time
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ from ..training import LangbertTrainer, MetricsJsonl
 from .adapt import heldout_texts, training_texts
 from .masking import WholeWordMaskCollator
 from .packing import PackedBlocks, pack
+from .time_budget import TimeBudget, seconds_per_step, steps_within
 
 logger = logging.getLogger(__name__)
 
@@ -62,19 +63,6 @@ class EmbeddingsFirst(TrainerCallback):
             self._set_body_trainable(True)
 
 
-class TimeBudget(TrainerCallback):
-    def __init__(self, minutes: float):
-        self.seconds, self.start = minutes * 60, None
-
-    def on_train_begin(self, args, state, control, **kwargs):
-        self.start = time.monotonic()
-
-    def on_step_end(self, args, state, control, **kwargs):
-        if time.monotonic() - self.start > self.seconds:
-            logger.info("time budget reached at step %d: saving and stopping", state.global_step)
-            control.should_training_stop = control.should_save = control.should_evaluate = True
-
-
 def pretrain(cfg: PretrainConfig) -> Path:
     out = Path(cfg.output_dir)
     checkpoint_dir = out / "checkpoints"
@@ -107,17 +95,22 @@ def pretrain(cfg: PretrainConfig) -> Path:
     if len(tokenizer) > model.config.vocab_size:
         raise ConfigError(f"{cfg.model}: tokenizer has {len(tokenizer)} tokens, the model {model.config.vocab_size}")
     model.tie_weights()
+    bf16 = bf16_native() if cfg.bf16 is None else cfg.bf16
+    resume_from = checkpoints.last_complete(checkpoint_dir) if cfg.resume else None
 
     args = TrainingArguments(
         output_dir=str(checkpoint_dir), max_steps=cfg.max_steps, per_device_train_batch_size=cfg.batch_size,
         per_device_eval_batch_size=cfg.batch_size, learning_rate=cfg.learning_rate, weight_decay=cfg.weight_decay,
         warmup_steps=cfg.warmup_ratio, lr_scheduler_type=cfg.scheduler, max_grad_norm=cfg.max_grad_norm,
-        seed=cfg.seed, bf16=bf16_native() if cfg.bf16 is None else cfg.bf16, use_cpu=not torch.cuda.is_available(),
+        seed=cfg.seed, bf16=bf16, use_cpu=not torch.cuda.is_available(),
         eval_strategy="steps" if eval_set else "no", eval_steps=cfg.eval_steps, save_strategy="steps",
         save_steps=cfg.eval_steps, save_total_limit=None, logging_steps=cfg.logging_steps, logging_first_step=True,
         report_to="none", disable_tqdm=not cfg.progress, remove_unused_columns=False, dataloader_num_workers=0,
         average_tokens_across_devices=False,  # per-batch mean losses: see training.training_arguments
     )
+    # After TrainingArguments: it sets up the process group, through which the ranks agree on the plan.
+    args.max_steps = max_steps = _planned_steps(cfg, model, train_set, collator, bf16, resume_from,
+                                                len(eval_set), args.device)
     callbacks: list[TrainerCallback] = [MetricsJsonl(out / "metrics.jsonl")]
     if cfg.embeddings_only_steps:
         callbacks.append(EmbeddingsFirst(model, cfg.embeddings_only_steps))
@@ -127,7 +120,6 @@ def pretrain(cfg: PretrainConfig) -> Path:
                               data_collator=collator, processing_class=tokenizer, callbacks=callbacks)
     trainer.keep_checkpoints = 1
 
-    resume_from = checkpoints.last_complete(checkpoint_dir) if cfg.resume else None
     before = _perplexity(trainer) if eval_set and resume_from is None else None
     trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     after = _perplexity(trainer) if eval_set else None
@@ -139,12 +131,41 @@ def pretrain(cfg: PretrainConfig) -> Path:
         carry_pooling_declaration(model_path, out)
         write_metadata(out, {
             "stage": "pretrain", "source_model": cfg.model, "config": cfg.to_dict(),
-            "steps": trainer.state.global_step, "train_blocks": len(train_set), "heldout_blocks": len(eval_set),
+            "steps": trainer.state.global_step, "planned_steps": max_steps, "train_blocks": len(train_set), "heldout_blocks": len(eval_set),
             "tokens_seen": trainer.state.global_step * cfg.batch_size * cfg.block_size,
             "heldout_perplexity": {"before": before, "after": after},
         })
         logger.info("held-out MLM perplexity: %s -> %s", before, after)
     return out
+
+
+def _planned_steps(cfg: PretrainConfig, model: Any, train_set: PackedBlocks, collator: Any, bf16: bool,
+                   resume_from: Path | None, eval_blocks: int, device: torch.device) -> int:
+    """max_steps, or the steps that fit in max_minutes; a resumed run keeps the plan (and so the schedule) it had."""
+    if resume_from is not None:
+        return int(json.loads((resume_from / "trainer_state.json").read_text())["max_steps"])
+    if not cfg.max_minutes:
+        return cfg.max_steps
+    model.to(device)
+    n = len(train_set)
+
+    def batch(i: int) -> dict:
+        return collator([train_set[(i * cfg.batch_size + j) % n] for j in range(cfg.batch_size)])
+
+    step_seconds = seconds_per_step(model, batch, bf16)
+    planned = steps_within(cfg.max_minutes, step_seconds, cfg.max_steps, cfg.eval_steps,
+                           math.ceil(eval_blocks / cfg.batch_size))
+    logger.info("%.2f s per step: %d of max_steps %d fit in %.1f minutes; the schedule is laid out over them",
+                step_seconds, planned, cfg.max_steps, cfg.max_minutes)
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        # Every rank must run the same number of steps (or the gradient all-reduce hangs): the slowest wins.
+        agreed = torch.tensor([planned], device=device)
+        torch.distributed.all_reduce(agreed, op=torch.distributed.ReduceOp.MIN)
+        planned = int(agreed.item())
+    if planned <= cfg.embeddings_only_steps:
+        logger.warning("only %d steps fit in %.1f minutes: the whole run stays in the embeddings-only phase "
+                       "(embeddings_only_steps %d)", planned, cfg.max_minutes, cfg.embeddings_only_steps)
+    return planned
 
 
 def _perplexity(trainer: LangbertTrainer) -> float:
