@@ -42,8 +42,11 @@ def main() -> None:
     args = p.parse_args()
     logging.basicConfig(level=logging.WARNING)
     rows: list[dict] = []
-    if args.skip_peft and (RESULTS / "peft.json").exists():  # keep the PEFT rows of an earlier run
-        rows = [r for r in json.loads((RESULTS / "peft.json").read_text()) if r["system"] in ("full", "lora", "adalora")]
+    # Rows of the part not run this time (the PEFT comparison, or the search) are kept from the earlier run.
+    earlier = json.loads((RESULTS / "peft.json").read_text()) if (RESULTS / "peft.json").exists() else []
+    if args.skip_peft:
+        rows = [r for r in earlier if r["system"] in ("full", "lora", "adalora")]
+    kept_search = [] if args.search_trials else [r for r in earlier if r["system"] in ("default", "search-best")]
     # LoRA's few parameters take a larger step than full fine-tuning's (the usual practice, stated here).
     systems = () if args.skip_peft else (("full", "none", 1e-4), ("lora", "lora", 1e-3), ("adalora", "adalora", 1e-3))
     for system, peft, lr in systems:
@@ -62,9 +65,8 @@ def main() -> None:
             rows.append(row("zh-sentiment", system, metric, round(float(value), 4), meta["wall_seconds"], **extra))
         write_rows("peft", rows)
         print(system, {r["metric"]: r["value"] for r in rows if r["system"] == system}, flush=True)
-    if args.search_trials:
-        rows.extend(search_rows(args))
-        write_rows("peft", rows)
+    rows.extend(search_rows(args) if args.search_trials else kept_search)
+    write_rows("peft", rows)
 
 
 SPACE = {"learning_rate": {"low": 1.0e-5, "high": 3.0e-4, "log": True}, "batch_size": [16, 32],

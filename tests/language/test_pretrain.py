@@ -123,8 +123,9 @@ def test_a_time_budget_becomes_a_step_plan_that_ends_with_a_decayed_learning_rat
     import langbert.language.pretrain as module
 
     corpus = _corpus(tmp_path)
-    monkeypatch.setattr(module, "seconds_per_step", lambda *a, **k: 0.5)  # 0.1 min at 0.5 s/step: ~10 steps
-    out = pretrain(_config(tmp_path, tiny_model_dir, corpus, max_steps=1000, max_minutes=0.1, logging_steps=1))
+    # 5 minutes at a pretended 30 s a step: ~9 steps, and the real clock (a safety net) never stops the run.
+    monkeypatch.setattr(module, "seconds_per_step", lambda *a, **k: 30.0)
+    out = pretrain(_config(tmp_path, tiny_model_dir, corpus, max_steps=1000, max_minutes=5, logging_steps=1))
     meta = json.loads((out / "langbert.json").read_text())
     assert 1 < meta["planned_steps"] < 12 and meta["steps"] == meta["planned_steps"]
     rates = [json.loads(line)["learning_rate"] for line in (out / "metrics.jsonl").read_text().splitlines()
