@@ -26,6 +26,7 @@ from _results import row, write_rows  # noqa: E402
 from langbert import Predictor  # noqa: E402
 from langbert.data import get_builtin  # noqa: E402
 from langbert.export import export_onnx  # noqa: E402
+from langbert.hardware import bf16_native  # noqa: E402
 
 
 def timed_batches(predict, texts: list[str]) -> tuple[list[str], float]:
@@ -43,7 +44,8 @@ def latencies(predict_one, texts: list[str]) -> tuple[float, float]:
     return float(np.percentile(times, 50)), float(np.percentile(times, 99))
 
 
-def load_test(model_dir: str, texts: list[str], clients: int, requests_per_client: int) -> tuple[dict, dict]:
+def load_test(model_dir: str, texts: list[str], clients: int, requests_per_client: int,
+              bf16: bool = False) -> tuple[dict, dict]:
     """The server under concurrent single-text /predict calls, and the same clients calling /health: the
     second is the ceiling of HTTP + client alone on these cores (the client runs beside the server)."""
     import httpx
@@ -51,7 +53,8 @@ def load_test(model_dir: str, texts: list[str], clients: int, requests_per_clien
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    server = subprocess.Popen([sys.executable, "-m", "langbert", "serve", model_dir, "--port", str(port)],
+    server = subprocess.Popen([sys.executable, "-m", "langbert", "serve", model_dir, "--port", str(port)]
+                              + (["--bf16"] if bf16 else []),
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         url = f"http://127.0.0.1:{port}"
@@ -127,7 +130,11 @@ def main() -> None:
     emit("hf-pipeline", sps, p50, p99, labels, time.perf_counter() - start)
 
     work = Path(args.work)
-    variants = [("langbert-torch", args.model), ("langbert-onnx", str(work / "onnx")), ("langbert-onnx-int8", str(work / "onnx-int8"))]
+    # (system, folder, bf16 autocast): bf16 is opt-in in langbert; it is measured where the CPU runs it natively.
+    variants = [("langbert-torch", args.model, False), ("langbert-onnx", str(work / "onnx"), False),
+                ("langbert-onnx-int8", str(work / "onnx-int8"), False)]
+    if bf16_native():
+        variants.insert(1, ("langbert-torch-bf16", args.model, True))
     # Parity on dev texts (the test split stays for the accuracy rows).
     parity_texts = [r.text for r in get_builtin("zh-sentiment").load().splits["dev"][: args.parity_texts]]
     for folder, int8 in ((work / "onnx", False), (work / "onnx-int8", True)):
@@ -135,16 +142,17 @@ def main() -> None:
         if not meta.exists() or not json.loads(meta.read_text())["format"]["parity"]["passed"]:
             parity = export_onnx(args.model, folder, int8=int8, texts=parity_texts)
             print(folder.name, "parity", parity, flush=True)
-    for system, folder in variants:
+    for system, folder, bf16 in variants:
         start = time.perf_counter()
-        predictor = Predictor.load(folder)
+        predictor = Predictor.load(folder, bf16=bf16)
         labels, sps = timed_batches(lambda t: [o["label"] for o in predictor.predict(t, batch_size=64)], texts)
         p50, p99 = latencies(lambda t: predictor.predict([t]), single)
-        emit(system, sps, p50, p99, labels, time.perf_counter() - start, model=folder)
+        emit(system, sps, p50, p99, labels, time.perf_counter() - start, model=folder, bf16=bf16)
 
     best = max(variants, key=lambda v: next(r["value"] for r in rows if r["system"] == v[0] and r["metric"] == "sentences_per_s"))
-    result, ceiling = load_test(best[1], texts, args.clients, args.requests_per_client)
-    extra = {"model": best[1], "clients": args.clients, "requests": args.clients * args.requests_per_client}
+    result, ceiling = load_test(best[1], texts, args.clients, args.requests_per_client, bf16=best[2])
+    extra = {"model": best[1], "bf16": best[2], "clients": args.clients,
+             "requests": args.clients * args.requests_per_client}
     for metric in ("requests_per_s", "p99_ms", "errors"):
         rows.append(row("zh-sentiment", "langbert-serve", metric, round(result[metric], 4), result["wall"], **extra))
     rows.append(row("zh-sentiment", "http-ceiling", "requests_per_s", round(ceiling["requests_per_s"], 4),

@@ -45,13 +45,17 @@ def forward_batches(task: Task, model: Any, tokenizer: Any, rows: Sequence[Row],
 class Predictor:
     """A trained model plus everything needed to use it; loads only safetensors."""
 
-    def __init__(self, task: Task, model: Any, tokenizer: Any, max_length: int, metadata: dict[str, Any]):
+    def __init__(self, task: Task, model: Any, tokenizer: Any, max_length: int, metadata: dict[str, Any],
+                 bf16: bool = False):
         self.task, self.model, self.tokenizer = task, model, tokenizer
         self.max_length = max_length
         self.metadata = metadata
+        self.bf16 = bf16
 
     @classmethod
-    def load(cls, model_dir: str | Path, device: str | None = None) -> "Predictor":
+    def load(cls, model_dir: str | Path, device: str | None = None, bf16: bool = False) -> "Predictor":
+        """``bf16``: autocast a torch model's forward to bfloat16 (opt-in: fast where the hardware runs it
+        natively, and its outputs differ from fp32 in the last digits; ONNX models ignore it)."""
         from transformers import AutoTokenizer
 
         metadata = read_metadata(model_dir)
@@ -64,17 +68,18 @@ class Predictor:
 
             model = OnnxModel(Path(model_dir) / ONNX_FILE)
             task.attach_exported(model, str(model_dir))
+            bf16 = False
         else:
             model = task.load_model(str(model_dir))
             model.to(device or ("cuda" if torch.cuda.is_available() else "cpu")).eval()
         tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
-        return cls(task, model, tokenizer, int(metadata["max_length"]), metadata)
+        return cls(task, model, tokenizer, int(metadata["max_length"]), metadata, bf16)
 
     def predict_rows(self, rows: Sequence[Row], batch_size: int = 64) -> list[dict[str, Any]]:
         if not rows:
             return []
         self._warn_truncation(rows)
-        outputs = forward_batches(self.task, self.model, self.tokenizer, rows, self.max_length, batch_size)
+        outputs = forward_batches(self.task, self.model, self.tokenizer, rows, self.max_length, batch_size, self.bf16)
         return self.task.decode(outputs, rows)
 
     def predict(self, texts: Sequence[str] | str, pairs: Sequence[str] | None = None,
@@ -87,7 +92,7 @@ class Predictor:
         return self.predict_rows(rows, batch_size)
 
     def evaluate(self, rows: Sequence[Row], batch_size: int = 64) -> Report:
-        outputs = forward_batches(self.task, self.model, self.tokenizer, rows, self.max_length, batch_size)
+        outputs = forward_batches(self.task, self.model, self.tokenizer, rows, self.max_length, batch_size, self.bf16)
         return self.task.evaluate(outputs, rows)
 
     def _warn_truncation(self, rows: Sequence[Row]) -> None:

@@ -131,7 +131,8 @@ def pretrain(cfg: PretrainConfig) -> Path:
         carry_pooling_declaration(model_path, out)
         write_metadata(out, {
             "stage": "pretrain", "source_model": cfg.model, "config": cfg.to_dict(),
-            "steps": trainer.state.global_step, "planned_steps": max_steps, "train_blocks": len(train_set), "heldout_blocks": len(eval_set),
+            "steps": trainer.state.global_step, "planned_steps": max_steps, "train_blocks": len(train_set),
+            "heldout_blocks": len(eval_set),
             "tokens_seen": trainer.state.global_step * cfg.batch_size * cfg.block_size,
             "heldout_perplexity": {"before": before, "after": after},
         })
