@@ -19,8 +19,9 @@ from .errors import ConfigError
 ADAPTER_CONFIG = "adapter_config.json"
 # BERT-family module names; other architectures pass --target-modules. LoRA also adapts the word
 # embeddings (a low-rank update, r x (vocab + hidden) parameters): after a vocabulary swap they are the
-# least trained part of the model, and with them frozen LoRA stayed 3.9 accuracy points below full
-# fine-tuning (benchmarks/peft.notes.md). AdaLoRA's SVD layers take only Linear modules.
+# least trained part of the model. With them frozen LoRA stayed 3.9 points below full fine-tuning; with
+# them adapted it did not (two runs on different models: benchmarks/peft.notes.md). AdaLoRA's SVD layers
+# take only Linear modules.
 DEFAULT_TARGETS = {"lora": ["query", "value", "word_embeddings"], "adalora": ["query", "value"],
                    "ia3": ["key", "value", "output.dense"]}
 
