@@ -235,8 +235,8 @@ def _parity_texts(path: str) -> list[str]:
 def cmd_serve(ns: argparse.Namespace) -> int:
     from .serve import ServeLimits, serve
 
-    serve(ns.model_dir, ns.host, ns.port, ns.api_key,
-          ServeLimits(max_texts=ns.max_texts, max_chars=ns.max_chars, batch_wait_ms=ns.batch_wait_ms), bf16=ns.bf16)
+    limits = ServeLimits(max_texts=ns.max_texts, max_chars=ns.max_chars, batch_wait_ms=ns.batch_wait_ms)
+    serve(ns.model_dir, ns.host, ns.port, ns.api_key, limits, bf16=ns.bf16)
     return 0
 
 
@@ -284,13 +284,17 @@ def _eval_args(p: argparse.ArgumentParser) -> None:
     _column_flags(p)
 
 
+def _bf16_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--bf16", action="store_true", help="bfloat16 autocast for a torch model (fast on CPUs with "
+                   "AVX512-BF16/AMX and on GPUs; outputs differ from fp32 in the last digits)")
+
+
 def _predict_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("model_dir")
     p.add_argument("input", nargs="?", help="file (.txt one text a line, .jsonl/.csv/.tsv); stdin if absent or '-'")
     p.add_argument("--out", help="JSONL output (default: stdout)")
     p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--bf16", action="store_true", help="bfloat16 autocast for a torch model (fast on CPUs with "
-                   "AVX512-BF16/AMX and on GPUs; outputs differ from fp32 in the last digits)")
+    _bf16_flag(p)
     _column_flags(p)
 
 
@@ -342,8 +346,7 @@ def _serve_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-texts", type=int, default=64)
     p.add_argument("--max-chars", type=int, default=5000)
     p.add_argument("--batch-wait-ms", type=float, default=5.0)
-    p.add_argument("--bf16", action="store_true", help="bfloat16 autocast for a torch model (fast on CPUs with "
-                   "AVX512-BF16/AMX and on GPUs; outputs differ from fp32 in the last digits)")
+    _bf16_flag(p)
 
 
 def _demo_args(p: argparse.ArgumentParser) -> None:
