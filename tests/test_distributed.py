@@ -44,3 +44,20 @@ def test_two_processes_match_one_at_equal_global_batch(tmp_path, tiny_model_dir)
     # rank 0 alone wrote the folder: one metrics line per step, not two
     assert len((double / "metrics.jsonl").read_text().splitlines()) == len((single / "metrics.jsonl").read_text().splitlines())
     assert json.loads((double / "langbert.json").read_text())["steps"] == 6
+
+
+def test_two_processes_pretrain_on_one_time_budget_plan(tmp_path, tiny_model_dir):
+    """Each rank times its own steps and reads its own clock; they must agree, or DDP hangs."""
+    from tests.language.test_pretrain import _corpus
+
+    out = tmp_path / "pt"
+    args = ["pretrain", "--model", tiny_model_dir, "--corpus", str(_corpus(tmp_path)), "--output-dir", str(out),
+            "--block-size", "16", "--batch-size", "4", "--max-steps", "8", "--max-minutes", "5", "--eval-steps", "4",
+            "--workers", "1", "--no-bf16", "--no-progress", "--seed", "0"]
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "langbert",
+               *args]
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    meta = json.loads((out / "langbert.json").read_text())
+    assert meta["planned_steps"] == meta["steps"] == 8

@@ -179,6 +179,8 @@ def cmd_pretrain(ns: argparse.Namespace) -> int:
     from .language.pretrain import pretrain
 
     out = pretrain(load_flat_recipe(PretrainConfig, _recipe(ns), _overrides(ns, (PretrainConfig,))))
+    if int(os.environ.get("RANK", "0")) != 0:  # under torchrun, rank 0 alone writes and reports
+        return 0
     meta = json.loads((out / "langbert.json").read_text(encoding="utf-8"))
     print(f"held-out MLM perplexity {meta['heldout_perplexity']}; checkpoint written to {out}")
     return 0

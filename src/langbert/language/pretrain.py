@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from accelerate import PartialState
 from transformers import AutoModelForMaskedLM, AutoTokenizer, TrainerCallback, TrainingArguments
 
 from .. import checkpoints
@@ -73,10 +74,13 @@ def pretrain(cfg: PretrainConfig) -> Path:
     segmenter = cfg.segmenter if cfg.whole_word_masking else None
 
     cache = out / "data"
-    if not (cache / "train.json").exists():  # packed once; a resumed run reuses it
-        tokenizer.save_pretrained(cache / "tokenizer")
-        pack(training_texts(cfg.corpus), str(cache / "tokenizer"), cache / "train", segmenter, cfg.workers)
-        pack(heldout_texts(cfg.corpus), str(cache / "tokenizer"), cache / "heldout", segmenter, 1)
+    # Under torchrun rank 0 packs while the others wait, then they find its files (accelerate's barrier,
+    # the state HF's TrainingArguments later reuses). Packed once; a resumed run reuses it.
+    with PartialState(cpu=not torch.cuda.is_available()).main_process_first():
+        if not (cache / "train.json").exists():
+            tokenizer.save_pretrained(cache / "tokenizer")
+            pack(training_texts(cfg.corpus), str(cache / "tokenizer"), cache / "train", segmenter, cfg.workers)
+            pack(heldout_texts(cfg.corpus), str(cache / "tokenizer"), cache / "heldout", segmenter, 1)
     train_set = PackedBlocks(cache / "train", cfg.block_size, tokenizer.cls_token_id, tokenizer.sep_token_id)
     held = PackedBlocks(cache / "heldout", cfg.block_size, tokenizer.cls_token_id, tokenizer.sep_token_id)
     if len(train_set) == 0:

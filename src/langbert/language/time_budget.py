@@ -30,7 +30,14 @@ class TimeBudget(TrainerCallback):
         self.start = time.monotonic()
 
     def on_step_end(self, args, state, control, **kwargs):
-        if time.monotonic() - self.start > self.seconds:
+        over = time.monotonic() - self.start > self.seconds
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            # Each rank reads its own clock; one that stopped alone would leave the others waiting forever
+            # in the next gradient all-reduce. Any rank over budget stops them all, at the same step.
+            flag = torch.tensor([int(over)], device=args.device)
+            torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+            over = bool(flag.item())
+        if over:
             logger.info("time budget reached at step %d: saving and stopping", state.global_step)
             control.should_training_stop = control.should_save = control.should_evaluate = True
 
