@@ -27,7 +27,7 @@ from ..training import LangbertTrainer, MetricsJsonl
 from .adapt import heldout_texts, training_texts
 from .masking import WholeWordMaskCollator
 from .packing import PackedBlocks, pack
-from .time_budget import TimeBudget, seconds_per_step, steps_within
+from .time_budget import TimeBudget, agree, seconds_per_step, steps_within
 
 logger = logging.getLogger(__name__)
 
@@ -162,11 +162,8 @@ def _planned_steps(cfg: PretrainConfig, model: Any, train_set: PackedBlocks, col
                            math.ceil(eval_blocks / cfg.batch_size))
     logger.info("%.2f s per step: %d of max_steps %d fit in %.1f minutes; the schedule is laid out over them",
                 step_seconds, planned, cfg.max_steps, cfg.max_minutes)
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        # Every rank must run the same number of steps (or the gradient all-reduce hangs): the slowest wins.
-        agreed = torch.tensor([planned], device=device)
-        torch.distributed.all_reduce(agreed, op=torch.distributed.ReduceOp.MIN)
-        planned = int(agreed.item())
+    # Every rank must run the same number of steps (or the gradient all-reduce hangs): the slowest wins.
+    planned = agree(planned, "min", device)
     if planned <= cfg.embeddings_only_steps:
         logger.warning("only %d steps fit in %.1f minutes: the whole run stays in the embeddings-only phase "
                        "(embeddings_only_steps %d)", planned, cfg.max_minutes, cfg.embeddings_only_steps)

@@ -30,14 +30,9 @@ class TimeBudget(TrainerCallback):
         self.start = time.monotonic()
 
     def on_step_end(self, args, state, control, **kwargs):
-        over = time.monotonic() - self.start > self.seconds
-        if torch.distributed.is_available() and torch.distributed.is_initialized():
-            # Each rank reads its own clock; one that stopped alone would leave the others waiting forever
-            # in the next gradient all-reduce. Any rank over budget stops them all, at the same step.
-            flag = torch.tensor([int(over)], device=args.device)
-            torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
-            over = bool(flag.item())
-        if over:
+        # Each rank reads its own clock; one that stopped alone would leave the others waiting forever in
+        # the next gradient all-reduce. Any rank over budget stops them all, at the same step.
+        if agree(int(time.monotonic() - self.start > self.seconds), "max", args.device):
             logger.info("time budget reached at step %d: saving and stopping", state.global_step)
             control.should_training_stop = control.should_save = control.should_evaluate = True
 
@@ -71,6 +66,16 @@ def steps_within(minutes: float, step_seconds: float, max_steps: int, eval_steps
     """Optimisation steps that fit in the budget, counting the held-out evaluations (a forward is ~1/3 step)."""
     per_step = step_seconds * (1 + eval_batches / 3 / eval_steps)
     return max(1, min(max_steps, int(minutes * 60 * SAFETY / per_step)))
+
+
+def agree(value: int, op: str, device: torch.device) -> int:
+    """The max or min of ``value`` over all ranks of a torchrun job; ``value`` itself in a single process."""
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        return value
+    tensor = torch.tensor([value], device=device)
+    reduce_op = torch.distributed.ReduceOp.MAX if op == "max" else torch.distributed.ReduceOp.MIN
+    torch.distributed.all_reduce(tensor, op=reduce_op)
+    return int(tensor.item())
 
 
 def _sync(device: torch.device) -> None:
