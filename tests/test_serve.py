@@ -95,3 +95,38 @@ def test_micro_batching_returns_each_caller_its_own_results(model_dir):
 
     assert asyncio.run(run()) == expected
     assert len(calls) < len(requests), "concurrent requests were not batched together"
+
+
+def test_load_test_client_against_a_real_server(model_dir):
+    """langbert.loadtest over real sockets: every request answered, errors counted when they are errors."""
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+
+    from langbert import loadtest
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    app = create_app(model_dir, api_key="secret", limits=ServeLimits(max_texts=4, max_chars=20))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        for _ in range(200):
+            if server.started:
+                break
+            time.sleep(0.05)
+        payloads = [{"texts": [t for t, _ in SENTIMENT[:2]]}, {"texts": ["很好"]}]
+        ok = loadtest.run("127.0.0.1", port, payloads, clients=4, requests_per_client=5, api_key="secret")
+        assert (ok.requests, ok.errors, len(ok.latencies_ms)) == (20, 0, 20)
+        assert ok.requests_per_s > 0 and ok.percentile(99) >= ok.percentile(50)
+        assert loadtest.run("127.0.0.1", port, payloads, 2, 3).errors == 6  # no bearer token: 401s
+        too_long = loadtest.run("127.0.0.1", port, [{"texts": ["好" * 30]}], 1, 2, api_key="secret")
+        assert too_long.errors == 2
+        assert loadtest.run("127.0.0.1", port, [None], 2, 3, path="/health").errors == 0
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)

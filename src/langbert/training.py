@@ -17,7 +17,7 @@ import torch
 from transformers import AutoTokenizer, EarlyStoppingCallback, Trainer, TrainerCallback, TrainingArguments
 from transformers.integrations import TensorBoardCallback
 
-from . import adapters, checkpoints
+from . import adapters, checkpoints, cpu_dropout
 from .artifacts import write_metadata
 from .config import TrainConfig, resolve_model
 from .data.loading import Splits, load_splits
@@ -52,6 +52,16 @@ class LangbertTrainer(Trainer):
 
     keep_checkpoints: int = 2
     embedding_lr_scale: float = 1.0
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        # Every langbert loss is a per-batch mean: the models' own (BERT-family heads take **kwargs but
+        # ignore num_items_in_batch), the CRF's, the masked-only MLM's. HF would take any of them as
+        # already normalised over the accumulated batch and skip dividing by the accumulation steps, so
+        # gradients came out N times too large under gradient accumulation (Adam hides it; clipping and
+        # SGD do not). Stated once here: no model gets num_items_in_batch, every loss is divided.
+        self.model_accepts_loss_kwargs = False
+        self.loss_is_scaled_for_ga = False
 
     def create_optimizer(self, model: Any = None) -> Any:
         optimizer = super().create_optimizer(model)
@@ -197,6 +207,8 @@ def train(config: TrainConfig, callbacks: Sequence[TrainerCallback] = (), splits
     torch.manual_seed(config.seed)  # the new head's initialisation is part of the run's identity
     model = task.build_model(model_path, dropout=config.dropout)
     args = training_arguments(config, task, checkpoint_dir)
+    if args.use_cpu:
+        cpu_dropout.install(model)
     extra: list[TrainerCallback] = [MetricsJsonl(out / "metrics.jsonl"), _tensorboard(out / "tensorboard")]
     if config.peft != "none":
         steps = config.max_steps if config.max_steps > 0 else math.ceil(

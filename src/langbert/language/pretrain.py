@@ -17,7 +17,7 @@ import torch
 from accelerate import PartialState
 from transformers import AutoModelForMaskedLM, AutoTokenizer, TrainerCallback, TrainingArguments
 
-from .. import checkpoints
+from .. import checkpoints, cpu_dropout
 from ..artifacts import write_metadata
 from ..tasks.pooling import carry_pooling_declaration
 from ..config import PretrainConfig, resolve_model
@@ -25,6 +25,7 @@ from ..errors import ConfigError
 from ..hardware import bf16_native
 from ..training import LangbertTrainer, MetricsJsonl
 from .adapt import heldout_texts, training_texts
+from .masked_only_head import MaskedOnlyHead
 from .masking import WholeWordMaskCollator
 from .packing import PackedBlocks, pack
 from .time_budget import TimeBudget, agree, seconds_per_step, steps_within
@@ -64,6 +65,16 @@ class EmbeddingsFirst(TrainerCallback):
             self._set_body_trainable(True)
 
 
+class MaskedLMTrainer(LangbertTrainer):
+    """Sets, for each batch, which positions the vocabulary head computes (see ``masked_only_head``)."""
+
+    masked_only: MaskedOnlyHead
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        with self.masked_only.selecting(inputs["labels"]):
+            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+
+
 def pretrain(cfg: PretrainConfig) -> Path:
     out = Path(cfg.output_dir)
     checkpoint_dir = out / "checkpoints"
@@ -99,6 +110,7 @@ def pretrain(cfg: PretrainConfig) -> Path:
     if len(tokenizer) > model.config.vocab_size:
         raise ConfigError(f"{cfg.model}: tokenizer has {len(tokenizer)} tokens, the model {model.config.vocab_size}")
     model.tie_weights()
+    masked_only = MaskedOnlyHead(model)
     bf16 = bf16_native() if cfg.bf16 is None else cfg.bf16
     resume_from = checkpoints.last_complete(checkpoint_dir) if cfg.resume else None
 
@@ -111,17 +123,22 @@ def pretrain(cfg: PretrainConfig) -> Path:
         save_steps=cfg.eval_steps, save_total_limit=None, logging_steps=cfg.logging_steps, logging_first_step=True,
         report_to="none", disable_tqdm=not cfg.progress, remove_unused_columns=False, dataloader_num_workers=0,
         average_tokens_across_devices=False,  # per-batch mean losses: see training.training_arguments
+        prediction_loss_only=True,  # evaluation needs the loss; gathering vocabulary logits costs GBs
     )
+    if args.use_cpu:
+        cpu_dropout.install(model)
     # After TrainingArguments: it sets up the process group, through which the ranks agree on the plan.
-    args.max_steps = max_steps = _planned_steps(cfg, model, train_set, collator, bf16, resume_from,
+    args.max_steps = max_steps = _planned_steps(cfg, model, masked_only, train_set, collator, bf16, resume_from,
                                                 len(eval_set), args.device)
     callbacks: list[TrainerCallback] = [MetricsJsonl(out / "metrics.jsonl")]
     if cfg.embeddings_only_steps:
         callbacks.append(EmbeddingsFirst(model, cfg.embeddings_only_steps))
     if cfg.max_minutes:
         callbacks.append(TimeBudget(cfg.max_minutes))
-    trainer = LangbertTrainer(model=model, args=args, train_dataset=train_set, eval_dataset=eval_set or None,
-                              data_collator=collator, processing_class=tokenizer, callbacks=callbacks)
+    trainer = MaskedLMTrainer(model=model, args=args, train_dataset=train_set, eval_dataset=eval_set or None,
+                              data_collator=collator, processing_class=tokenizer, callbacks=callbacks,
+                              compute_loss_func=masked_only.loss)
+    trainer.masked_only = masked_only
     trainer.keep_checkpoints = 1
 
     before = _perplexity(trainer) if eval_set and resume_from is None else None
@@ -144,7 +161,7 @@ def pretrain(cfg: PretrainConfig) -> Path:
     return out
 
 
-def _planned_steps(cfg: PretrainConfig, model: Any, train_set: PackedBlocks, collator: Any, bf16: bool,
+def _planned_steps(cfg: PretrainConfig, model: Any, loss_of: Any, train_set: PackedBlocks, collator: Any, bf16: bool,
                    resume_from: Path | None, eval_blocks: int, device: torch.device) -> int:
     """max_steps, or the steps that fit in max_minutes; a resumed run keeps the plan (and so the schedule) it had."""
     if resume_from is not None:
@@ -157,7 +174,7 @@ def _planned_steps(cfg: PretrainConfig, model: Any, train_set: PackedBlocks, col
     def batch(i: int) -> dict:
         return collator([train_set[(i * cfg.batch_size + j) % n] for j in range(cfg.batch_size)])
 
-    step_seconds = seconds_per_step(model, batch, bf16)
+    step_seconds = seconds_per_step(model, batch, bf16, loss_of)
     planned = steps_within(cfg.max_minutes, step_seconds, cfg.max_steps, cfg.eval_steps,
                            math.ceil(eval_blocks / cfg.batch_size))
     logger.info("%.2f s per step: %d of max_steps %d fit in %.1f minutes; the schedule is laid out over them",

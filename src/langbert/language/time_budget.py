@@ -37,7 +37,8 @@ class TimeBudget(TrainerCallback):
             control.should_training_stop = control.should_save = control.should_evaluate = True
 
 
-def seconds_per_step(model: Any, make_batch: Callable[[int], dict], bf16: bool, repeats: int = 3) -> float:
+def seconds_per_step(model: Any, make_batch: Callable[[int], dict], bf16: bool,
+                     loss_of: Callable[[Any, dict], torch.Tensor] | None = None, repeats: int = 3) -> float:
     """Wall seconds of one forward + backward + AdamW update on real batches (after one untimed warm-up).
 
     The update runs at learning rate 0 and the gradients are dropped, so the weights are left as they were.
@@ -53,7 +54,7 @@ def seconds_per_step(model: Any, make_batch: Callable[[int], dict], bf16: bool, 
         _sync(device)
         start = time.perf_counter()
         with autocast:
-            loss = model(**batch).loss
+            loss = loss_of(model, batch) if loss_of is not None else model(**batch).loss
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
