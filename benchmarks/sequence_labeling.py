@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _results import row, run_once, write_rows  # noqa: E402
+from _results import RESULTS, row, run_once, write_rows  # noqa: E402
 
 from langbert.config import AdaptConfig, DataConfig, TrainConfig  # noqa: E402
 from langbert.data import get_builtin  # noqa: E402
@@ -71,6 +71,9 @@ def fine_tune(model: str, dataset: str, out: Path, args, crf: bool) -> tuple[dic
     return meta["metrics"]["test"], meta["wall_seconds"]
 
 
+SYSTEMS = ["crf-baseline", "as-is", "adapted-crf", "zh-cws", "adapted-softmax"]
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--adapted", default=None, help="adapted (+pretrained) checkpoint; default: adapt one here")
@@ -81,17 +84,23 @@ def main() -> None:
                    help="learning-rate multiple for the input embeddings (new rows of an adapted vocabulary)")
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--skip-as-is", action="store_true")
+    p.add_argument("--systems", nargs="+", default=SYSTEMS, choices=SYSTEMS,
+                   help="rows to (re)run, in this order; the others keep their rows from the last run")
     p.add_argument("--work", default="benchmarks/work/sequence_labeling")
     args = p.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     work = Path(args.work)
     extra = {"seed": args.seed, "epochs": args.epochs, "train_samples": args.train_samples or "all",
              "learning_rate": args.learning_rate, "embedding_lr_scale": args.embedding_lr_scale}
+    systems = [s for s in args.systems if not (s == "as-is" and args.skip_as_is)]
+    previous = RESULTS / "sequence_labeling.json"
+    kept = [r for r in (json.loads(previous.read_text()) if previous.exists() else [])
+            if _system_of(r) not in systems]
     rows: list[dict] = []
 
     def emit(r: dict) -> None:
         rows.append(r)
-        write_rows("sequence_labeling", rows)
+        write_rows("sequence_labeling", kept + rows)
         print(json.dumps({k: r[k] for k in ("dataset", "system", "metric", "value", "wall_seconds")}), flush=True)
 
     adapted = args.adapted
@@ -102,16 +111,31 @@ def main() -> None:
         if not (Path(adapted) / "langbert.json").exists():
             adapt(AdaptConfig(output_dir=adapted, granularity="char", init="dictionary"))
 
-    metrics, wall = crf_baseline("zh-ner", args.train_samples)
-    emit(row("zh-ner", "crf-baseline", "entity_f1", metrics["entity_f1"], wall, **extra))
-    if not args.skip_as_is:
-        metrics, wall = fine_tune("embedded", "zh-ner", work / "ner-as-is", args, crf=False)
-        emit(row("zh-ner", "as-is", "entity_f1", metrics["entity_f1"], wall, **extra))
-    for system, crf in (("adapted-softmax", False), ("adapted-crf", True)):
-        metrics, wall = fine_tune(adapted, "zh-ner", work / f"ner-{system}", args, crf=crf)
-        emit(row("zh-ner", system, "entity_f1", metrics["entity_f1"], wall, model=adapted, **extra))
-    metrics, wall = fine_tune(adapted, "zh-cws", work / "cws-adapted-softmax", args, crf=False)
-    emit(row("zh-cws", "adapted-softmax", "word_f1", metrics["entity_f1"], wall, model=adapted, **extra))
+    for system in systems:
+        if system == "crf-baseline":
+            metrics, wall = crf_baseline("zh-ner", args.train_samples)
+            emit(row("zh-ner", "crf-baseline", "entity_f1", metrics["entity_f1"], wall, **_detail(metrics), **extra))
+        elif system == "as-is":
+            metrics, wall = fine_tune("embedded", "zh-ner", work / "ner-as-is", args, crf=False)
+            emit(row("zh-ner", "as-is", "entity_f1", metrics["entity_f1"], wall, **_detail(metrics), **extra))
+        elif system == "zh-cws":
+            metrics, wall = fine_tune(adapted, "zh-cws", work / "cws-adapted-softmax", args, crf=False)
+            emit(row("zh-cws", "adapted-softmax", "word_f1", metrics["entity_f1"], wall, model=adapted, **extra))
+        else:
+            metrics, wall = fine_tune(adapted, "zh-ner", work / f"ner-{system}", args, crf=system == "adapted-crf")
+            emit(row("zh-ner", system, "entity_f1", metrics["entity_f1"], wall, model=adapted, **_detail(metrics),
+                     **extra))
+
+
+def _system_of(r: dict) -> str:
+    return "zh-cws" if r["dataset"] == "zh-cws" else r["system"]
+
+
+def _detail(metrics: dict) -> dict:
+    """Precision, recall and per-type F1 beside the headline entity F1."""
+    keep = ("entity_precision", "entity_recall")
+    return {k: round(v, 4) for k, v in metrics.items()
+            if isinstance(v, (int, float)) and (k in keep or k.endswith("_f1") and k != "entity_f1")}
 
 
 if __name__ == "__main__":
