@@ -21,3 +21,8 @@ def bf16_native() -> bool:
             return False
         return "avx512_bf16" in flags or "amx_bf16" in flags
     return False
+
+
+def use_bf16(requested: bool | None) -> bool:
+    """A config's ``bf16``: True/False as given, None (the default) for whatever the hardware runs natively."""
+    return bf16_native() if requested is None else requested

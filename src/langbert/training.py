@@ -23,7 +23,7 @@ from .config import TrainConfig, resolve_model
 from .data.loading import Splits, load_splits
 from .errors import ConfigError
 from .evaluation import write_reports
-from .hardware import bf16_native
+from .hardware import use_bf16
 from .predict import Predictor
 from .tasks import Task, create_task
 from .tasks.pooling import resolve_pooling
@@ -144,7 +144,7 @@ def prepare_task(config: TrainConfig, splits: Splits | None = None) -> tuple[Tas
 def training_arguments(config: TrainConfig, task: Task, checkpoint_dir: Path) -> TrainingArguments:
     metric = config.metric or task.default_metric
     per_epoch = config.eval_steps is None
-    bf16 = bf16_native() if config.bf16 is None else config.bf16
+    bf16 = use_bf16(config.bf16)
     return TrainingArguments(
         output_dir=str(checkpoint_dir),
         num_train_epochs=config.epochs,

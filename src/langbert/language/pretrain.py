@@ -22,7 +22,7 @@ from ..artifacts import write_metadata
 from ..tasks.pooling import carry_pooling_declaration
 from ..config import PretrainConfig, resolve_model
 from ..errors import ConfigError
-from ..hardware import bf16_native
+from ..hardware import use_bf16
 from ..training import LangbertTrainer, MetricsJsonl
 from .adapt import heldout_texts, training_texts
 from .masked_only_head import MaskedOnlyHead
@@ -111,7 +111,7 @@ def pretrain(cfg: PretrainConfig) -> Path:
         raise ConfigError(f"{cfg.model}: tokenizer has {len(tokenizer)} tokens, the model {model.config.vocab_size}")
     model.tie_weights()
     masked_only = MaskedOnlyHead(model)
-    bf16 = bf16_native() if cfg.bf16 is None else cfg.bf16
+    bf16 = use_bf16(cfg.bf16)
     resume_from = checkpoints.last_complete(checkpoint_dir) if cfg.resume else None
 
     args = TrainingArguments(
