@@ -30,3 +30,27 @@ def test_bf16_autocast_is_opt_in_and_close_to_fp32(tmp_path, tiny_model_dir):
     assert set(dtypes) == {torch.bfloat16}
     for a, b in zip(fast, reference):
         assert a["score"] == pytest.approx(b["score"], abs=0.05)
+
+
+def test_partition_is_the_cheapest_split_and_respects_the_batch_size():
+    import itertools
+    import random
+
+    from langbert.predict import partition
+
+    def cost(bounds, lengths, overhead):
+        starts = [0, *bounds[:-1]]
+        return sum(overhead + (b - a) * lengths[b - 1] for a, b in zip(starts, bounds))
+
+    rng = random.Random(0)
+    for _ in range(30):
+        lengths = sorted(rng.randint(1, 128) for _ in range(rng.randint(1, 9)))
+        n, max_batch, overhead = len(lengths), rng.randint(1, 5), rng.choice([0, 20, 200])
+        bounds = partition(lengths, max_batch, overhead)
+        assert bounds[-1] == n and bounds == sorted(set(bounds))
+        assert all(b - a <= max_batch for a, b in zip([0, *bounds[:-1]], bounds))
+        every = [[*cuts, n] for k in range(n) for cuts in itertools.combinations(range(1, n), k)
+                 if all(b - a <= max_batch for a, b in zip([0, *cuts], [*cuts, n]))]
+        assert cost(bounds, lengths, overhead) == min(cost(c, lengths, overhead) for c in every)
+    assert partition([5, 5, 5, 100], 64, 200) == [3, 4]  # the long text alone: 515 padded-token units, not 600
+    assert partition([], 8) == []
