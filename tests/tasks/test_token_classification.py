@@ -169,3 +169,33 @@ def test_entity_evaluation_is_strict_and_per_type():
     per_type = {r["label"]: r for r in report.table}
     assert per_type["LOC"]["f1"] == pytest.approx(0.5) and per_type["PER"]["f1"] == 1.0
     assert report.metrics["char_tag_accuracy"] < 1.0
+
+
+@pytest.mark.parametrize("scheme", ["BIO", "BMES"])
+def test_every_window_is_a_gold_path_the_crf_allows(tiny_model_dir, scheme):
+    """Windows cut through an entity must still be valid tag sequences: a CRF cannot score an I-X start."""
+    from transformers import AutoTokenizer
+
+    from langbert.data.rows import Row
+
+    if scheme == "BIO":
+        rows = [Row(text="我" * k + "北京上海" + "你" * (30 - k), label=[(k, k + 4, "LOC")]) for k in range(8, 20)]
+    else:  # segmentation: every character in a word, words of 1 to 5 characters
+        rows = []
+        for k in range(8, 20):
+            bounds = [0, *range(k % 5 + 1, 34, 5), 34]
+            rows.append(Row(text=("我北京上海你" * 6)[:34],
+                            label=[(a, b, "W") for a, b in zip(bounds, bounds[1:])]))
+    task = create_task("token-classification", stride=4, scheme=scheme, crf=True)
+    task.fit(rows)
+    crf = CRF(task.labels, scheme)
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    features = task.encode(rows, tok, 16)
+    cut = 0
+    for f in features:
+        tags = torch.tensor([[f["labels"][i] for i in f["_valid"]]])
+        assert crf.log_likelihood(torch.zeros(1, tags.shape[1], len(task.labels)), tags,
+                                  torch.ones_like(tags, dtype=torch.bool)).item() > -100, task.labels
+        first = f["_offsets"][f["_valid"][0]][0]
+        cut += 0 < first and any(a < first < b for a, b, _ in rows[f["_row"]].label)
+    assert cut, "some window must start inside a span for this test to mean anything"

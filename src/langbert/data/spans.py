@@ -54,6 +54,27 @@ def spans_to_tags(length: int, spans: Sequence[Span], scheme: str) -> list[str]:
     return tags
 
 
+def close_at_edges(tags: list[str], scheme: str) -> list[str]:
+    """A window cut out of a longer text, made a valid sequence on its own: a span the cut opened at the
+    start begins there (``I-X`` -> ``B-X``; ``M``/``E`` -> ``B``/``S``), one it left open at the end ends
+    there (BMES ``B``/``M`` -> ``S``/``E``). Without it a CRF, whose start and end scores forbid those
+    tags, is trained on an impossible gold path (a loss of ~1e4 for that window)."""
+    if not tags:
+        return tags
+    tags = list(tags)
+    prefix, kind = split_tag(tags[0])
+    suffix = f"-{kind}" if kind else ""
+    if scheme == "BIO" and prefix == "I":
+        tags[0] = f"B{suffix}"
+    elif scheme == "BMES" and prefix in ("M", "E"):
+        tags[0] = f"{'B' if prefix == 'M' else 'S'}{suffix}"
+    prefix, kind = split_tag(tags[-1])
+    suffix = f"-{kind}" if kind else ""
+    if scheme == "BMES" and prefix in ("B", "M"):
+        tags[-1] = f"{'S' if prefix == 'B' else 'E'}{suffix}"
+    return tags
+
+
 def tags_to_spans(tags: Sequence[str], scheme: str, starts: Sequence[int] | None = None,
                   ends: Sequence[int] | None = None, stats: DecodeStats | None = None) -> list[Span]:
     """Tags of units (characters or tokens, located by ``starts``/``ends``) -> character spans.

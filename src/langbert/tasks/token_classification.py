@@ -20,7 +20,7 @@ import torch
 from ..data.readers import Columns, read_rows
 from ..data.rows import Row
 from ..data.sequence_readers import read_conll, read_span_jsonl
-from ..data.spans import SCHEMES, DecodeStats, spans_to_tags, split_tag, tags_for, tags_to_spans
+from ..data.spans import SCHEMES, DecodeStats, close_at_edges, spans_to_tags, split_tag, tags_for, tags_to_spans
 from ..errors import ConfigError, DataError
 from ..evaluation import Report
 from .base import Task, register_task
@@ -170,8 +170,9 @@ class TokenClassification(Task):
             if with_labels and row.label is not None:
                 char_tags = spans_to_tags(len(row.text), row.label, self.scheme)
                 labels = [-100] * len(offsets)
-                for i in valid:
-                    labels[i] = label_ids[self._token_tag(char_tags, *offsets[i])]
+                window_tags = close_at_edges([self._token_tag(char_tags, *offsets[i]) for i in valid], self.scheme)
+                for i, tag in zip(valid, window_tags):
+                    labels[i] = label_ids[tag]
                 item["labels"] = labels
             features.append(item)
         return features
