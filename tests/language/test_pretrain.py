@@ -147,3 +147,6 @@ def test_step_timing_leaves_the_weights_unchanged(tiny_model_dir):
         torch.testing.assert_close(v, before[k], rtol=0, atol=0)
     assert steps_within(10, 1.0, 10_000, eval_steps=100, eval_batches=0) == 540
     assert steps_within(10, 1.0, 100, eval_steps=100, eval_batches=0) == 100
+    # 100 cheap steps (0.5 s) first leave 540 - 50 s for full steps: 100 + 490.
+    assert steps_within(10, 1.0, 10_000, eval_steps=100, eval_batches=0, first_steps=100, first_step_seconds=0.5) == 590
+    assert steps_within(1, 1.0, 10_000, eval_steps=100, eval_batches=0, first_steps=500, first_step_seconds=0.5) == 108

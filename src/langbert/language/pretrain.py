@@ -42,7 +42,7 @@ class EmbeddingsFirst(TrainerCallback):
     def __init__(self, model: Any, steps: int):
         self.model, self.steps = model, steps
 
-    def _set_body_trainable(self, trainable: bool) -> None:
+    def set_body_trainable(self, trainable: bool) -> None:
         embeddings = self.model.get_input_embeddings().weight
         head = self.model.get_output_embeddings()
         keep = {id(embeddings), *(id(p) for p in self._head_params(head))}
@@ -57,12 +57,12 @@ class EmbeddingsFirst(TrainerCallback):
     def on_train_begin(self, args, state, control, **kwargs):
         if state.global_step < self.steps:
             logger.info("phase 1: embeddings and MLM head only, until step %d", self.steps)
-            self._set_body_trainable(False)
+            self.set_body_trainable(False)
 
     def on_step_end(self, args, state, control, **kwargs):
         if state.global_step == self.steps:
             logger.info("phase 2: the full model from step %d", self.steps)
-            self._set_body_trainable(True)
+            self.set_body_trainable(True)
 
 
 class MaskedLMTrainer(LangbertTrainer):
@@ -175,10 +175,17 @@ def _planned_steps(cfg: PretrainConfig, model: Any, loss_of: Any, train_set: Pac
         return collator([train_set[(i * cfg.batch_size + j) % n] for j in range(cfg.batch_size)])
 
     step_seconds = seconds_per_step(model, batch, bf16, loss_of)
+    first_seconds = None
+    if cfg.embeddings_only_steps:
+        phase = EmbeddingsFirst(model, cfg.embeddings_only_steps)
+        phase.set_body_trainable(False)
+        first_seconds = seconds_per_step(model, batch, bf16, loss_of)
+        phase.set_body_trainable(True)
     planned = steps_within(cfg.max_minutes, step_seconds, cfg.max_steps, cfg.eval_steps,
-                           math.ceil(eval_blocks / cfg.batch_size))
-    logger.info("%.2f s per step: %d of max_steps %d fit in %.1f minutes; the schedule is laid out over them",
-                step_seconds, planned, cfg.max_steps, cfg.max_minutes)
+                           math.ceil(eval_blocks / cfg.batch_size), cfg.embeddings_only_steps, first_seconds)
+    logger.info("%.2f s per step (%s s embeddings-only): %d of max_steps %d fit in %.1f minutes; the schedule "
+                "is laid out over them", step_seconds, f"{first_seconds:.2f}" if first_seconds else "-", planned,
+                cfg.max_steps, cfg.max_minutes)
     # Every rank must run the same number of steps (or the gradient all-reduce hangs): the slowest wins.
     planned = agree(planned, "min", device)
     if planned <= cfg.embeddings_only_steps:

@@ -63,10 +63,23 @@ def seconds_per_step(model: Any, make_batch: Callable[[int], dict], bf16: bool,
     return sorted(timings[1:])[len(timings[1:]) // 2]
 
 
-def steps_within(minutes: float, step_seconds: float, max_steps: int, eval_steps: int, eval_batches: int) -> int:
-    """Optimisation steps that fit in the budget, counting the held-out evaluations (a forward is ~1/3 step)."""
-    per_step = step_seconds * (1 + eval_batches / 3 / eval_steps)
-    return max(1, min(max_steps, int(minutes * 60 * SAFETY / per_step)))
+def steps_within(minutes: float, step_seconds: float, max_steps: int, eval_steps: int, eval_batches: int,
+                 first_steps: int = 0, first_step_seconds: float | None = None) -> int:
+    """Optimisation steps that fit in the budget, counting the held-out evaluations (a forward is ~1/3 step).
+
+    ``first_steps`` at ``first_step_seconds`` each come first (an embeddings-only phase is cheaper than a
+    full step: planning it at the full rate left a third of a 25-minute budget unused).
+    """
+    def with_evals(seconds: float) -> float:
+        return seconds * (1 + eval_batches / 3 / eval_steps)
+
+    budget = minutes * 60 * SAFETY
+    cheap = with_evals(first_step_seconds if first_step_seconds is not None else step_seconds)
+    if first_steps and first_steps * cheap >= budget:
+        planned = int(budget / cheap)
+    else:
+        planned = first_steps + int((budget - first_steps * cheap) / with_evals(step_seconds))
+    return max(1, min(max_steps, planned))
 
 
 def agree(value: int, op: str, device: torch.device) -> int:
