@@ -65,7 +65,7 @@ def attention(module: nn.Module, query: torch.Tensor, key: torch.Tensor, value: 
     if attention_mask is not None:
         if attention_mask.dtype == torch.bool:  # HF's SDPA masks: True = attend, [batch, 1, q, k]
             # Built on the small unbroadcast mask, then added: cheaper than masked_fill over every head.
-            attention_mask = torch.zeros(attention_mask.shape, dtype=scores.dtype).masked_fill_(
+            attention_mask = torch.zeros(attention_mask.shape, dtype=scores.dtype, device=scores.device).masked_fill_(
                 ~attention_mask, torch.finfo(scores.dtype).min)
         scores = scores + attention_mask
     probs = apply_dropout(torch.softmax(scores, dim=-1), dropout)
