@@ -54,6 +54,16 @@ def spans_to_tags(length: int, spans: Sequence[Span], scheme: str) -> list[str]:
     return tags
 
 
+def join_tag(prefix: str, kind: str) -> str:
+    """('B', 'PER') -> 'B-PER'; ('S', '') -> 'S' (the inverse of ``split_tag``)."""
+    return f"{prefix}-{kind}" if kind else prefix
+
+
+# Prefixes a window cut out of a longer text may not start / end with, and what they become there.
+_OPENED_BY_CUT = {"BIO": {"I": "B"}, "BMES": {"M": "B", "E": "S"}}
+_LEFT_OPEN_BY_CUT = {"BIO": {}, "BMES": {"B": "S", "M": "E"}}
+
+
 def close_at_edges(tags: list[str], scheme: str) -> list[str]:
     """A window cut out of a longer text, made a valid sequence on its own: a span the cut opened at the
     start begins there (``I-X`` -> ``B-X``; ``M``/``E`` -> ``B``/``S``), one it left open at the end ends
@@ -62,16 +72,10 @@ def close_at_edges(tags: list[str], scheme: str) -> list[str]:
     if not tags:
         return tags
     tags = list(tags)
-    prefix, kind = split_tag(tags[0])
-    suffix = f"-{kind}" if kind else ""
-    if scheme == "BIO" and prefix == "I":
-        tags[0] = f"B{suffix}"
-    elif scheme == "BMES" and prefix in ("M", "E"):
-        tags[0] = f"{'B' if prefix == 'M' else 'S'}{suffix}"
-    prefix, kind = split_tag(tags[-1])
-    suffix = f"-{kind}" if kind else ""
-    if scheme == "BMES" and prefix in ("B", "M"):
-        tags[-1] = f"{'S' if prefix == 'B' else 'E'}{suffix}"
+    for index, replace in ((0, _OPENED_BY_CUT[scheme]), (-1, _LEFT_OPEN_BY_CUT[scheme])):
+        prefix, kind = split_tag(tags[index])
+        if prefix in replace:
+            tags[index] = join_tag(replace[prefix], kind)
     return tags
 
 

@@ -68,7 +68,9 @@ class EmbeddingsFirst(TrainerCallback):
 class MaskedLMTrainer(LangbertTrainer):
     """Sets, for each batch, which positions the vocabulary head computes (see ``masked_only_head``)."""
 
-    masked_only: MaskedOnlyHead
+    def __init__(self, *args: Any, masked_only: MaskedOnlyHead, **kwargs: Any):
+        super().__init__(*args, compute_loss_func=masked_only.loss, **kwargs)
+        self.masked_only = masked_only
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         with self.masked_only.selecting(inputs["labels"]):
@@ -127,18 +129,18 @@ def pretrain(cfg: PretrainConfig) -> Path:
     )
     if args.use_cpu:
         cpu_dropout.install(model)
+    phase = EmbeddingsFirst(model, cfg.embeddings_only_steps) if cfg.embeddings_only_steps else None
     # After TrainingArguments: it sets up the process group, through which the ranks agree on the plan.
-    args.max_steps = max_steps = _planned_steps(cfg, model, masked_only, train_set, collator, bf16, resume_from,
-                                                len(eval_set), args.device)
+    args.max_steps = max_steps = _planned_steps(cfg, model, masked_only, phase, train_set, collator, bf16,
+                                                resume_from, len(eval_set), args.device)
     callbacks: list[TrainerCallback] = [MetricsJsonl(out / "metrics.jsonl")]
-    if cfg.embeddings_only_steps:
-        callbacks.append(EmbeddingsFirst(model, cfg.embeddings_only_steps))
+    if phase is not None:
+        callbacks.append(phase)
     if cfg.max_minutes:
         callbacks.append(TimeBudget(cfg.max_minutes))
     trainer = MaskedLMTrainer(model=model, args=args, train_dataset=train_set, eval_dataset=eval_set or None,
                               data_collator=collator, processing_class=tokenizer, callbacks=callbacks,
-                              compute_loss_func=masked_only.loss)
-    trainer.masked_only = masked_only
+                              masked_only=masked_only)
     trainer.keep_checkpoints = 1
 
     before = _perplexity(trainer) if eval_set and resume_from is None else None
@@ -161,8 +163,9 @@ def pretrain(cfg: PretrainConfig) -> Path:
     return out
 
 
-def _planned_steps(cfg: PretrainConfig, model: Any, loss_of: Any, train_set: PackedBlocks, collator: Any, bf16: bool,
-                   resume_from: Path | None, eval_blocks: int, device: torch.device) -> int:
+def _planned_steps(cfg: PretrainConfig, model: Any, loss_of: Any, phase: EmbeddingsFirst | None,
+                   train_set: PackedBlocks, collator: Any, bf16: bool, resume_from: Path | None, eval_blocks: int,
+                   device: torch.device) -> int:
     """max_steps, or the steps that fit in max_minutes; a resumed run keeps the plan (and so the schedule) it had."""
     if resume_from is not None:
         return int(json.loads((resume_from / "trainer_state.json").read_text())["max_steps"])
@@ -176,8 +179,7 @@ def _planned_steps(cfg: PretrainConfig, model: Any, loss_of: Any, train_set: Pac
 
     step_seconds = seconds_per_step(model, batch, bf16, loss_of)
     first_seconds = None
-    if cfg.embeddings_only_steps:
-        phase = EmbeddingsFirst(model, cfg.embeddings_only_steps)
+    if phase is not None:
         phase.set_body_trainable(False)
         first_seconds = seconds_per_step(model, batch, bf16, loss_of)
         phase.set_body_trainable(True)

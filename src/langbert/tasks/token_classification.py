@@ -20,7 +20,8 @@ import torch
 from ..data.readers import Columns, read_rows
 from ..data.rows import Row
 from ..data.sequence_readers import read_conll, read_span_jsonl
-from ..data.spans import SCHEMES, DecodeStats, close_at_edges, spans_to_tags, split_tag, tags_for, tags_to_spans
+from ..data.spans import (SCHEMES, DecodeStats, close_at_edges, join_tag, spans_to_tags, split_tag, tags_for,
+                          tags_to_spans)
 from ..errors import ConfigError, DataError
 from ..evaluation import Report
 from .base import Task, register_task
@@ -183,7 +184,7 @@ class TokenClassification(Task):
             return char_tags[start]
         starts, ends = first[0] in ("B", "S"), last[0] in ("E", "S")
         prefix = "S" if starts and ends else "B" if starts else "E" if ends else "M"
-        return f"{prefix}-{first[1]}" if first[1] else prefix
+        return join_tag(prefix, first[1])
 
     def collator(self, tokenizer: Any) -> Any:
         return _Collator(tokenizer.pad_token_id or 0)
