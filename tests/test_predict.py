@@ -1,4 +1,4 @@
-"""Predictor options: opt-in bf16 autocast runs the torch model in bfloat16 and stays close to fp32."""
+"""Predictor options: opt-in bf16 autocast stays close to fp32; the unpadded encoder gives the padded outputs."""
 
 from __future__ import annotations
 
@@ -54,3 +54,17 @@ def test_partition_is_the_cheapest_split_and_respects_the_batch_size():
         assert cost(bounds, lengths, overhead) == min(cost(c, lengths, overhead) for c in every)
     assert partition([5, 5, 5, 100], 64, 200) == [3, 4]  # the long text alone: 515 padded-token units, not 600
     assert partition([], 8) == []
+
+
+def test_unpadded_predictions_match_the_padded_model(tmp_path, tiny_model_dir):
+    model_dir = train_sentiment(tmp_path, tiny_model_dir)
+    texts = [t for t, _ in SENTIMENT] + ["".join(t for t, _ in SENTIMENT[:k]) for k in (2, 3, 5)]
+    fast, padded = Predictor.load(model_dir), Predictor.load(model_dir, unpadded=False)
+    assert fast.unpadded and not padded.unpadded
+    shapes = []
+    layer = next(m for m in fast.model.modules() if isinstance(getattr(m, "layer", None), torch.nn.ModuleList)).layer[0]
+    layer.register_forward_pre_hook(lambda module, args: shapes.append(tuple(args[0].shape)))
+    got, expected = fast.predict(texts), padded.predict(texts)
+    assert shapes and all(shape[0] == 1 for shape in shapes), "the encoder layers must get packed tokens"
+    assert [p["label"] for p in got] == [p["label"] for p in expected]
+    assert [p["score"] for p in got] == pytest.approx([p["score"] for p in expected], abs=1e-5)

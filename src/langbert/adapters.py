@@ -84,7 +84,7 @@ def merge(model_dir: str | Path, out_dir: str | Path) -> Path:
     from .artifacts import read_metadata, write_metadata
     from .predict import Predictor
 
-    predictor = Predictor.load(model_dir, device="cpu")
+    predictor = Predictor.load(model_dir, device="cpu", unpadded=False)  # the model as saved, no hooks
     if not hasattr(predictor.model, "merge_and_unload"):
         raise ConfigError(f"{model_dir} holds no adapter to merge")
     merged = predictor.model.merge_and_unload()

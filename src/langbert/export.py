@@ -83,7 +83,9 @@ def export_onnx(model_dir: str | Path, out_dir: str | Path, int8: bool = False, 
 
     model_dir, out = Path(model_dir), Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    predictor = Predictor.load(model_dir, device="cpu")
+    # Padded: the exported graph is the plain model (the unpadded encoder is Python control flow a trace
+    # would freeze to the sample's shapes), and the parity reference is the same model ONNX runs.
+    predictor = Predictor.load(model_dir, device="cpu", unpadded=False)
     tok = predictor.tokenizer
     sample = tok(["export", "导出 onnx"], padding=True, return_tensors="pt", return_token_type_ids=True)
     wrapper = _Logits(predictor.model).eval()

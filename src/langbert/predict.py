@@ -14,6 +14,7 @@ from .data.rows import Row
 from .errors import LangbertError
 from .evaluation import Report
 from .tasks import Task, task_from_state
+from .unpadded import install as install_unpadded
 
 logger = logging.getLogger(__name__)
 
@@ -47,10 +48,11 @@ def partition(lengths: Sequence[int], max_batch: int, overhead: int = BATCH_OVER
 
 
 def forward_batches(task: Task, model: Any, tokenizer: Any, rows: Sequence[Row], max_length: int,
-                    batch_size: int = 64, bf16: bool = False) -> Any:
+                    batch_size: int = 64, bf16: bool = False, unpadded: bool = False) -> Any:
     """Per-row model outputs (what ``task.gather`` makes of them), in the rows' order.
 
-    Features run shortest first, cut into batches by ``partition`` (at most ``batch_size`` each).
+    Features run shortest first, cut into batches by ``partition`` (at most ``batch_size`` each); a
+    model whose encoder skips padding (``unpadded``, see ``langbert.unpadded``) gets full batches.
     """
     features = task.encode(rows, tokenizer, max_length, with_labels=False)
     order = sorted(range(len(features)), key=lambda i: len(features[i]["input_ids"]))
@@ -62,7 +64,10 @@ def forward_batches(task: Task, model: Any, tokenizer: Any, rows: Sequence[Row],
     results: list[Any] = [None] * len(features)
     start = 0
     with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-        for end in partition([len(features[i]["input_ids"]) for i in order], batch_size):
+        lengths = [len(features[i]["input_ids"]) for i in order]
+        bounds = ([min(i + batch_size, len(order)) for i in range(0, len(order), batch_size)] if unpadded
+                  else partition(lengths, batch_size))
+        for end in bounds:
             chunk, start = order[start:end], end
             batch = collate([features[i] for i in chunk])
             batch = {k: v.to(device) for k, v in batch.items() if k != "labels"}
@@ -77,14 +82,18 @@ class Predictor:
     """A trained model plus everything needed to use it; loads only safetensors."""
 
     def __init__(self, task: Task, model: Any, tokenizer: Any, max_length: int, metadata: dict[str, Any],
-                 bf16: bool = False):
+                 bf16: bool = False, unpadded: bool = True):
+        """``unpadded``: run the encoder on real tokens only where the architecture allows
+        (``langbert.unpadded``; same outputs, less compute on mixed-length batches)."""
         self.task, self.model, self.tokenizer = task, model, tokenizer
         self.max_length = max_length
         self.metadata = metadata
         self.bf16 = bf16
+        self.unpadded = unpadded and isinstance(model, torch.nn.Module) and install_unpadded(model)
 
     @classmethod
-    def load(cls, model_dir: str | Path, device: str | None = None, bf16: bool = False) -> "Predictor":
+    def load(cls, model_dir: str | Path, device: str | None = None, bf16: bool = False,
+             unpadded: bool = True) -> "Predictor":
         """``bf16``: autocast a torch model's forward to bfloat16 (opt-in: fast where the hardware runs it
         natively, and its outputs differ from fp32 in the last digits; ONNX models ignore it)."""
         from transformers import AutoTokenizer
@@ -106,13 +115,14 @@ class Predictor:
             if bf16:
                 _linears_to_bf16(model)
         tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
-        return cls(task, model, tokenizer, int(metadata["max_length"]), metadata, bf16)
+        return cls(task, model, tokenizer, int(metadata["max_length"]), metadata, bf16, unpadded)
 
     def predict_rows(self, rows: Sequence[Row], batch_size: int = 64) -> list[dict[str, Any]]:
         if not rows:
             return []
         self._warn_truncation(rows)
-        outputs = forward_batches(self.task, self.model, self.tokenizer, rows, self.max_length, batch_size, self.bf16)
+        outputs = forward_batches(self.task, self.model, self.tokenizer, rows, self.max_length, batch_size, self.bf16,
+                                  self.unpadded)
         return self.task.decode(outputs, rows)
 
     def predict(self, texts: Sequence[str] | str, pairs: Sequence[str] | None = None,
@@ -125,7 +135,8 @@ class Predictor:
         return self.predict_rows(rows, batch_size)
 
     def evaluate(self, rows: Sequence[Row], batch_size: int = 64) -> Report:
-        outputs = forward_batches(self.task, self.model, self.tokenizer, rows, self.max_length, batch_size, self.bf16)
+        outputs = forward_batches(self.task, self.model, self.tokenizer, rows, self.max_length, batch_size, self.bf16,
+                                  self.unpadded)
         return self.task.evaluate(outputs, rows)
 
     def _warn_truncation(self, rows: Sequence[Row]) -> None:

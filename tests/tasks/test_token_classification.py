@@ -39,6 +39,9 @@ def test_ner_overfits_and_reloads(tmp_path, tiny_model_dir, crf):
     texts = [t for t, _ in NER]
     first = Predictor.load(out).predict(texts)
     assert first == Predictor.load(out).predict(texts)
+    padded = Predictor.load(out, unpadded=False)
+    assert Predictor.load(out).unpadded and not padded.unpadded
+    assert padded.predict(texts) == first
     got = [[(s["start"], s["end"], s["type"]) for s in p["spans"]] for p in first]
     assert got == [e for _, e in NER]
     assert first[3]["spans"][0]["text"] == "iPhone"
