@@ -83,19 +83,23 @@ class Predictor:
 
     def __init__(self, task: Task, model: Any, tokenizer: Any, max_length: int, metadata: dict[str, Any],
                  bf16: bool = False, unpadded: bool = True):
-        """``unpadded``: run the encoder on real tokens only where the architecture allows
-        (``langbert.unpadded``; same outputs, less compute on mixed-length batches)."""
+        """``bf16``: see ``load``. ``unpadded``: run the encoder on real tokens only where the architecture
+        allows (``langbert.unpadded``; same outputs, less compute on mixed-length batches). Both change
+        ``model`` in place (bf16 Linear weights; encoder hooks and the attention function)."""
         self.task, self.model, self.tokenizer = task, model, tokenizer
         self.max_length = max_length
         self.metadata = metadata
-        self.bf16 = bf16
+        self.bf16 = bf16 and isinstance(model, torch.nn.Module)
+        if self.bf16:
+            _linears_to_bf16(model)
         self.unpadded = unpadded and isinstance(model, torch.nn.Module) and install_unpadded(model)
 
     @classmethod
     def load(cls, model_dir: str | Path, device: str | None = None, bf16: bool = False,
              unpadded: bool = True) -> "Predictor":
-        """``bf16``: autocast a torch model's forward to bfloat16 (opt-in: fast where the hardware runs it
-        natively, and its outputs differ from fp32 in the last digits; ONNX models ignore it)."""
+        """``bf16``: autocast a torch model's forward to bfloat16, its Linear weights stored in bf16 (opt-in:
+        fast where the hardware runs it natively, and its outputs differ from fp32 in the last digits; ONNX
+        models ignore it)."""
         from transformers import AutoTokenizer
 
         metadata = read_metadata(model_dir)
@@ -108,12 +112,9 @@ class Predictor:
 
             model = OnnxModel(Path(model_dir) / ONNX_FILE)
             task.attach_exported(model, str(model_dir))
-            bf16 = False
         else:
             model = task.load_model(str(model_dir))
             model.to(device or ("cuda" if torch.cuda.is_available() else "cpu")).eval()
-            if bf16:
-                _linears_to_bf16(model)
         tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
         return cls(task, model, tokenizer, int(metadata["max_length"]), metadata, bf16, unpadded)
 
