@@ -44,6 +44,9 @@ def test_predict_from_file_and_stdin(trained, capsys, monkeypatch):
     assert main(["predict", str(out)]) == 0
     (line,) = capsys.readouterr().out.splitlines()
     assert json.loads(line)["label"] == "pos"
+    assert main(["predict", str(out), str(texts), "--padded", "--out", str(tmp / "padded.jsonl")]) == 0
+    assert (tmp / "padded.jsonl").read_text(encoding="utf-8").splitlines() == \
+        (tmp / "p.jsonl").read_text(encoding="utf-8").splitlines()
 
 
 def test_eval_writes_reports(trained, capsys):

@@ -107,7 +107,7 @@ def cmd_predict(ns: argparse.Namespace) -> int:
 
     from .predict import Predictor
 
-    predictor = Predictor.load(ns.model_dir, bf16=ns.bf16)
+    predictor = Predictor.load(ns.model_dir, bf16=ns.bf16, unpadded=not ns.padded)
     if ns.input in (None, "-"):
         # stdin: one text per line, or JSON lines when they look like objects
         lines = sys.stdin.read()
@@ -238,7 +238,7 @@ def cmd_serve(ns: argparse.Namespace) -> int:
     from .serve import ServeLimits, serve
 
     limits = ServeLimits(max_texts=ns.max_texts, max_chars=ns.max_chars, batch_wait_ms=ns.batch_wait_ms)
-    serve(ns.model_dir, ns.host, ns.port, ns.api_key, limits, bf16=ns.bf16)
+    serve(ns.model_dir, ns.host, ns.port, ns.api_key, limits, bf16=ns.bf16, unpadded=not ns.padded)
     return 0
 
 
@@ -286,9 +286,11 @@ def _eval_args(p: argparse.ArgumentParser) -> None:
     _column_flags(p)
 
 
-def _bf16_flag(p: argparse.ArgumentParser) -> None:
+def _predictor_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--bf16", action="store_true", help="bfloat16 autocast for a torch model (fast on CPUs with "
                    "AVX512-BF16/AMX and on GPUs; outputs differ from fp32 in the last digits)")
+    p.add_argument("--padded", action="store_true", help="run the encoder on padded batches (default: on the "
+                   "real tokens only, where the architecture allows; see langbert.unpadded)")
 
 
 def _predict_args(p: argparse.ArgumentParser) -> None:
@@ -296,7 +298,7 @@ def _predict_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("input", nargs="?", help="file (.txt one text a line, .jsonl/.csv/.tsv); stdin if absent or '-'")
     p.add_argument("--out", help="JSONL output (default: stdout)")
     p.add_argument("--batch-size", type=int, default=64)
-    _bf16_flag(p)
+    _predictor_flags(p)
     _column_flags(p)
 
 
@@ -348,7 +350,7 @@ def _serve_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-texts", type=int, default=64)
     p.add_argument("--max-chars", type=int, default=5000)
     p.add_argument("--batch-wait-ms", type=float, default=5.0)
-    _bf16_flag(p)
+    _predictor_flags(p)
 
 
 def _demo_args(p: argparse.ArgumentParser) -> None:

@@ -139,7 +139,7 @@ class BodyCap:
 
 
 def create_app(model_dir: str, api_key: str | None = None, limits: ServeLimits | None = None,
-               predictor: Predictor | None = None, bf16: bool = False) -> Any:
+               predictor: Predictor | None = None, bf16: bool = False, unpadded: bool = True) -> Any:
     from contextlib import asynccontextmanager
 
     from fastapi import Depends, FastAPI, HTTPException
@@ -147,7 +147,7 @@ def create_app(model_dir: str, api_key: str | None = None, limits: ServeLimits |
     from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
     limits = limits or ServeLimits()
-    predictor = predictor or Predictor.load(model_dir, bf16=bf16)
+    predictor = predictor or Predictor.load(model_dir, bf16=bf16, unpadded=unpadded)
     api_key = api_key if api_key is not None else os.environ.get("LANGBERT_API_KEY") or None
     batcher = MicroBatcher(predictor, limits)
 
@@ -195,7 +195,8 @@ def create_app(model_dir: str, api_key: str | None = None, limits: ServeLimits |
 
 
 def serve(model_dir: str, host: str = "127.0.0.1", port: int = 8000, api_key: str | None = None,
-          limits: ServeLimits | None = None, bf16: bool = False) -> None:
+          limits: ServeLimits | None = None, bf16: bool = False, unpadded: bool = True) -> None:
     import uvicorn
 
-    uvicorn.run(create_app(model_dir, api_key, limits, bf16=bf16), host=host, port=port, log_level="info")
+    uvicorn.run(create_app(model_dir, api_key, limits, bf16=bf16, unpadded=unpadded), host=host, port=port,
+                log_level="info")
