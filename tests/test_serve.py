@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 
 import pytest
 
@@ -77,8 +78,11 @@ def test_micro_batching_returns_each_caller_its_own_results(model_dir):
     calls = []
     original = predictor.predict
 
+    threads = set()
+
     def counting(texts, pairs=None, batch_size=64):
         calls.append(len(texts))
+        threads.add(threading.get_ident())
         return original(texts, pairs, batch_size)
 
     predictor.predict = counting
@@ -95,6 +99,7 @@ def test_micro_batching_returns_each_caller_its_own_results(model_dir):
 
     assert asyncio.run(run()) == expected
     assert len(calls) < len(requests), "concurrent requests were not batched together"
+    assert len(threads) == 1 and threading.get_ident() not in threads, "one model thread, not the event loop's"
 
 
 def test_load_test_client_against_a_real_server(model_dir):

@@ -41,9 +41,9 @@ class MicroBatcher:
         self.predictor, self.limits = predictor, limits
         self.queue: asyncio.Queue = asyncio.Queue()
         self.task: asyncio.Task | None = None
-        # One thread runs the model, always the same one. With asyncio's default pool each batch could land
-        # on another thread, each with its own OpenMP team; a finished team spins for a while and took
-        # ~25% of the cores from the next batch's (204 vs ~160 ms per 32 texts on 2 cores).
+        # The model runs on one dedicated thread: batches stay serial and on one OpenMP team whatever else
+        # uses asyncio's shared default pool (each thread that runs torch ops gets its own team, and an
+        # idle team spins for a while before it sleeps).
         self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="langbert-model")
 
     def start(self) -> None:
