@@ -135,3 +135,11 @@ def test_load_test_client_against_a_real_server(model_dir):
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+def test_the_app_serves_again_after_a_restart(model_dir):
+    app = create_app(model_dir, predictor=Predictor.load(model_dir))
+    for _ in range(2):  # lifespan twice: the model thread is made at each start, shut at each stop
+        with TestClient(app) as c:
+            r = c.post("/predict", json={"texts": ["很好很喜欢"]})
+            assert r.status_code == 200 and r.json()["predictions"][0]["label"] == "pos"

@@ -64,9 +64,8 @@ def forward_batches(task: Task, model: Any, tokenizer: Any, rows: Sequence[Row],
     results: list[Any] = [None] * len(features)
     start = 0
     with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-        lengths = [len(features[i]["input_ids"]) for i in order]
         bounds = ([min(i + batch_size, len(order)) for i in range(0, len(order), batch_size)] if unpadded
-                  else partition(lengths, batch_size))
+                  else partition([len(features[i]["input_ids"]) for i in order], batch_size))
         for end in bounds:
             chunk, start = order[start:end], end
             batch = collate([features[i] for i in chunk])

@@ -39,20 +39,23 @@ class MicroBatcher:
 
     def __init__(self, predictor: Predictor, limits: ServeLimits):
         self.predictor, self.limits = predictor, limits
-        self.queue: asyncio.Queue = asyncio.Queue()
+        self.queue: asyncio.Queue | None = None
         self.task: asyncio.Task | None = None
+        self.worker: ThreadPoolExecutor | None = None
+
+    def start(self) -> None:
         # The model runs on one dedicated thread: batches stay serial and on one OpenMP team whatever else
         # uses asyncio's shared default pool (each thread that runs torch ops gets its own team, and an
         # idle team spins for a while before it sleeps).
         self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="langbert-model")
-
-    def start(self) -> None:
+        self.queue = asyncio.Queue()  # a queue belongs to the event loop that first uses it: one per start
         self.task = asyncio.get_running_loop().create_task(self._run())
 
     async def stop(self) -> None:
         if self.task:
             self.task.cancel()
-        self.worker.shutdown(wait=False, cancel_futures=True)
+        if self.worker:
+            self.worker.shutdown(wait=False, cancel_futures=True)
 
     async def predict(self, texts: list[str], pairs: list[str] | None) -> list[dict]:
         future = asyncio.get_running_loop().create_future()
