@@ -9,7 +9,7 @@ layer norm and activation runs on real tokens only, attention runs on buckets of
 each padded to its longest (``_buckets``), and the output is scattered back
 to [batch, length, hidden] (zeros at padding) for the head. Embeddings, heads and losses see the usual
 padded tensors, so this works under every task head unchanged. The layers' arithmetic on real tokens is
-the same as in the padded batch; only float summation order inside SDPA can differ.
+the same as in the padded batch; only rounding can differ (other shapes, other kernels).
 
 Only for inference (``model.eval()``): training keeps the padded path. Models whose base model has no
 BERT-style ``encoder`` (a ``layer`` list behind HF's attention interface) are left as they are.
