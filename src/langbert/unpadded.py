@@ -100,8 +100,8 @@ def _buckets(lengths: list[int], overhead: int = CALL_OVERHEAD) -> list[tuple[in
 
 @dataclass
 class _Bucket:
-    tokens: torch.Tensor  # positions of its texts' tokens in the packed sequence
-    slots: torch.Tensor  # where they go in the [texts * length] padded layout
+    tokens: torch.Tensor | None  # positions of its texts' tokens in the packed sequence (None: see span)
+    slots: torch.Tensor | None  # where they go in the [texts * length] padded layout (None: no padding)
     texts: int
     length: int
     mask: torch.Tensor | None  # [texts, 1, 1, length], True = a real token; None if nothing is padded
@@ -131,17 +131,17 @@ def _plan(keys: torch.Tensor) -> _Unpad:
     for lo, hi in _buckets([lengths[r] for r in order], CALL_OVERHEAD):
         rows = order[lo:hi]
         longest = lengths[rows[-1]]
-        tokens = torch.cat([torch.arange(starts[r], starts[r] + lengths[r], device=device) for r in rows])
-        slots = torch.cat([torch.arange(j * longest, j * longest + lengths[r], device=device)
-                           for j, r in enumerate(rows)])
-        mask = None
-        if lengths[rows[0]] != longest:
-            mask = torch.zeros(len(rows), 1, 1, longest, dtype=torch.bool, device=device)
-            for j, r in enumerate(rows):
-                mask[j, ..., :lengths[r]] = True
-        # forward_batches sorts texts by length, so a bucket is usually a run of consecutive rows.
+        # forward_batches sorts texts by length, so a bucket is usually a run of consecutive rows: a slice.
         span = (starts[rows[0]], starts[rows[-1]] + lengths[rows[-1]]) \
             if rows == list(range(rows[0], rows[-1] + 1)) else None
+        tokens = None if span is not None else torch.cat(
+            [torch.arange(starts[r], starts[r] + lengths[r], device=device) for r in rows])
+        slots = mask = None
+        if lengths[rows[0]] != longest:  # mixed lengths: a padded layout and its mask
+            slots = torch.cat([torch.arange(j * longest, j * longest + lengths[r], device=device)
+                               for j, r in enumerate(rows)])
+            row_lengths = torch.tensor([lengths[r] for r in rows], device=device)
+            mask = (torch.arange(longest, device=device) < row_lengths[:, None]).view(len(rows), 1, 1, longest)
         buckets.append(_Bucket(tokens, slots, len(rows), longest, mask, span))
     return _Unpad(index, batch, length, buckets)
 
