@@ -19,6 +19,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from .hf_attention import register_sdpa_like
+
 ATTENTION = "langbert_cpu_dropout"
 _LANES = 65536
 
@@ -72,17 +74,6 @@ def attention(module: nn.Module, query: torch.Tensor, key: torch.Tensor, value: 
     return torch.matmul(probs, value).transpose(1, 2).contiguous(), None
 
 
-def _register() -> None:
-    from transformers import AttentionInterface
-    from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, AttentionMaskInterface, sdpa_mask
-
-    if ATTENTION not in ALL_MASK_ATTENTION_FUNCTIONS._global_mapping:
-        AttentionInterface.register(ATTENTION, attention)
-        # Without a mask function of its own HF treats an unknown attention name as mask-free and drops
-        # the padding mask; SDPA's boolean masks are what ``attention`` expects.
-        AttentionMaskInterface.register(ATTENTION, sdpa_mask)
-
-
 def install(model: nn.Module) -> nn.Module:
     """Swap ``model``'s dropouts for the CPU ones, in place. The attention function is used where the
     model takes HF's attention interface and runs SDPA; it is not saved in the config (HF keeps the
@@ -95,6 +86,6 @@ def install(model: nn.Module) -> nn.Module:
         config = getattr(module, "config", None)
         if getattr(module, "_supports_attention_backend", False) \
                 and getattr(config, "_attn_implementation", None) == "sdpa":
-            _register()
+            register_sdpa_like(ATTENTION, attention)
             config._attn_implementation = ATTENTION
     return model

@@ -23,6 +23,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from .hf_attention import register_sdpa_like
+
 ATTENTION = "langbert_unpadded"
 # Passed from the encoder's pre-hook to its forward hook through the encoder's kwargs (the layers and the
 # attention function receive and ignore it), so no state is shared between calls or threads.
@@ -197,19 +199,14 @@ def install(model: nn.Module) -> bool:
     """Make ``model``'s eval-mode forward skip padding inside the encoder, in place; False where the
     architecture is not one this knows how to pack (the model is then unchanged). The attention name is
     not saved with the model (HF keeps it out of ``config.json``)."""
-    from transformers import AttentionInterface
-    from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, AttentionMaskInterface, sdpa_mask
-
     from . import cpu_dropout
 
     found = [(e, c) for e, c in _encoders(model)
              if getattr(c, "_attn_implementation", None) in ("sdpa", cpu_dropout.ATTENTION, ATTENTION)]
     if not found:
         return False
-    if ATTENTION not in ALL_MASK_ATTENTION_FUNCTIONS._global_mapping:
-        AttentionInterface.register(ATTENTION, attention)
-        # SDPA's boolean masks: what _pack reads the padding from, and what the unpacked path needs.
-        AttentionMaskInterface.register(ATTENTION, sdpa_mask)
+    # SDPA's boolean masks: what _pack reads the padding from, and what the unpacked path needs.
+    register_sdpa_like(ATTENTION, attention)
     for encoder, config in found:
         config._attn_implementation = ATTENTION
         if not getattr(encoder, "_langbert_unpadded", False):
