@@ -3,7 +3,7 @@
 Each size runs in a fresh process (peak RSS is per process). The 10x corpus is the built-in one written
 ten times to a text file, so the only thing that grows is the data.
 
-    python benchmarks/pretrain_memory.py [--scales 1 10] [--whole-word]
+    python benchmarks/pretrain_memory.py [--scales 1 10] [--whole-word] [--tokenizer DIR]
 """
 
 from __future__ import annotations
@@ -40,6 +40,8 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--scales", nargs="+", type=int, default=[1, 10])
     p.add_argument("--whole-word", action="store_true", help="segment with jieba too (slower)")
+    p.add_argument("--tokenizer", default="embedded",
+                   help="tokenizer folder (e.g. an adapted checkpoint); default the embedded model's")
     p.add_argument("--work", default="benchmarks/work/pretrain_memory")
     args = p.parse_args()
     from langbert.config import resolve_model
@@ -55,13 +57,15 @@ def main() -> None:
             for _ in range(scale):
                 f.write("\n".join(base) + "\n")
         start = time.perf_counter()
-        out = subprocess.run([sys.executable, "-c", CHILD, str(corpus), resolve_model("embedded"), str(work / f"x{scale}"),
+        out = subprocess.run([sys.executable, "-c", CHILD, str(corpus), resolve_model(args.tokenizer), str(work / f"x{scale}"),
                               "jieba" if args.whole_word else "none"], capture_output=True, text=True, check=True)
         result = json.loads(out.stdout.strip().splitlines()[-1])
         workers_peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
         print(scale, result, f"largest child so far {workers_peak:.0f} MB")
         rows.append(row(f"zh-corpus-x{scale}", "langbert-pack", "peak_rss_mb", round(result["peak_rss_mb"], 1),
-                        time.perf_counter() - start, tokens=result["tokens"], blocks=result["blocks"]))
+                        time.perf_counter() - start, tokens=result["tokens"], blocks=result["blocks"],
+                        largest_worker_mb=round(workers_peak, 1), tokenizer=args.tokenizer,
+                        whole_word=args.whole_word))
         write_rows("pretrain_memory", rows)
 
 

@@ -68,3 +68,16 @@ def test_unpadded_predictions_match_the_padded_model(tmp_path, tiny_model_dir):
     assert shapes and all(shape[0] == 1 for shape in shapes), "the encoder layers must get packed tokens"
     assert [p["label"] for p in got] == [p["label"] for p in expected]
     assert [p["score"] for p in got] == pytest.approx([p["score"] for p in expected], abs=1e-5)
+
+
+def test_truncation_warning_counts_only_texts_over_max_length(tmp_path, tiny_model_dir):
+    import warnings
+
+    predictor = Predictor.load(train_sentiment(tmp_path, tiny_model_dir))
+    predictor.max_length = 10
+    exact = "很好" * 4  # 8 characters + [CLS] + [SEP]: fills max_length, loses nothing
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        predictor.predict(["很好", exact])
+    with pytest.warns(UserWarning, match="1 of 3 texts exceed max_length=10"):
+        predictor.predict(["很好", exact, exact + "满意"])
