@@ -40,9 +40,15 @@ def hardware() -> str:
     return f"{platform.machine()}, {_cores()} CPU cores, bf16 {'native' if bf16_native() else 'not native'}"
 
 
-def run_once(folder: Path, run) -> dict:
-    """``run()`` unless ``folder`` already holds a finished langbert output; its ``langbert.json`` with the
-    run's wall seconds added, so an interrupted benchmark resumes without redoing (or re-timing) a row."""
+# Settings that change nothing a row reports.
+_INCIDENTAL = {"progress", "resume", "output_dir"}
+
+
+def run_once(folder: Path, config, run) -> dict:
+    """``run()`` unless ``folder`` already holds a finished langbert output of the same ``config`` (a
+    dataclass with ``to_dict``); its ``langbert.json`` with the run's wall seconds added, so an interrupted
+    benchmark resumes without redoing (or re-timing) a row. A folder left by other settings is an error,
+    never silently reused as if it were this row."""
     import time
 
     meta_path = Path(folder) / "langbert.json"
@@ -52,7 +58,13 @@ def run_once(folder: Path, run) -> dict:
         meta = json.loads(meta_path.read_text())
         meta["wall_seconds"] = time.perf_counter() - start
         meta_path.write_text(json.dumps(meta, indent=2, ensure_ascii=False))
-    return json.loads(meta_path.read_text())
+    meta = json.loads(meta_path.read_text())
+    wanted, stored = json.loads(json.dumps(config.to_dict())), meta.get("config", {})
+    differ = sorted(k for k in (wanted.keys() | stored.keys()) - _INCIDENTAL if wanted.get(k) != stored.get(k))
+    if differ:
+        raise SystemExit(f"{folder} holds a run with other settings ({', '.join(differ)}): delete it or pass "
+                         "another --work folder")
+    return meta
 
 
 def _cores() -> int:

@@ -37,13 +37,14 @@ def fine_tune(model: str, out: Path, args, train_samples: int | None = None, epo
     samples = train_samples or args.train_samples
     if samples:
         overrides["max_train_samples"] = samples
-    meta = run_once(out, lambda: train(load_recipe(recipe_path("zh-sentiment-demo"), overrides)))
+    config = load_recipe(recipe_path("zh-sentiment-demo"), overrides)
+    meta = run_once(out, config, lambda: train(config))
     return meta["metrics"]["test"]["accuracy"], meta["wall_seconds"]
 
 
 def timed_adapt(cfg: AdaptConfig) -> tuple[Path, float, dict]:
     out = Path(cfg.output_dir)
-    meta = run_once(out, lambda: adapt(cfg))
+    meta = run_once(out, cfg, lambda: adapt(cfg))
     return out, meta["wall_seconds"], meta
 
 

@@ -57,7 +57,7 @@ def main() -> None:
                              embedding_lr_scale=embedding_lr_scale,
                              data=DataConfig(dataset="zh-sentiment", max_train_samples=args.train_samples),
                              eval_steps=10_000, progress=False, seed=args.seed)
-        meta = run_once(out, lambda: train(config))
+        meta = run_once(out, config, lambda: train(config))
         logs = [json.loads(l) for l in (out / "metrics.jsonl").read_text().splitlines()]
         runtime = next(l["train_runtime"] for l in logs if "train_runtime" in l)
         size = sum((out / f).stat().st_size for f in WEIGHTS if (out / f).exists()) / 2**20

@@ -67,7 +67,7 @@ def fine_tune(model: str, dataset: str, out: Path, args, crf: bool) -> tuple[dic
                          epochs=args.epochs, learning_rate=args.learning_rate, batch_size=32, max_length=128,
                          embedding_lr_scale=args.embedding_lr_scale,
                          eval_steps=10_000, progress=False, seed=args.seed)
-    meta = run_once(out, lambda: train(config))
+    meta = run_once(out, config, lambda: train(config))
     return meta["metrics"]["test"], meta["wall_seconds"]
 
 

@@ -253,6 +253,9 @@ class AdaptConfig:
             raise ConfigError("min_frequency and min_word_count must be >= 1")
         _check_literals(self)
 
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
 
 @dataclass
 class PretrainConfig:

@@ -85,7 +85,7 @@ def adapt(cfg: AdaptConfig) -> Path:
     summary = {
         "stage": "adapt",
         "source_model": cfg.model,
-        "config": dataclass_dict(cfg),
+        "config": cfg.to_dict(),
         "vocab_size": len(new_tokens),
         "embedding_init": counts,
         "examples": report.examples,
@@ -96,12 +96,6 @@ def adapt(cfg: AdaptConfig) -> Path:
     logger.info("adapted %s -> %s: vocab %d, [UNK] %s -> %s, rows %s", cfg.model, out, len(new_tokens),
                 _pct(before["unk_rate"]), _pct(after["unk_rate"]), counts)
     return out
-
-
-def dataclass_dict(cfg: Any) -> dict:
-    import dataclasses
-
-    return dataclasses.asdict(cfg)
 
 
 def _markdown(s: dict) -> str:

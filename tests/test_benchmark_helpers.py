@@ -1,0 +1,43 @@
+"""benchmarks/_results.py: a cached benchmark folder is reused only for the settings that made it."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import pytest
+
+_spec = importlib.util.spec_from_file_location("bench_results", Path(__file__).parents[1] / "benchmarks" / "_results.py")
+bench = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(bench)
+
+
+@dataclass
+class Settings:
+    seed: int = 42
+    output_dir: str = "out"
+    progress: bool = True
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def test_run_once_reuses_a_folder_only_for_the_same_settings(tmp_path):
+    calls = []
+
+    def run(config):
+        def go():
+            calls.append(config)
+            (tmp_path / "langbert.json").write_text(json.dumps({"config": config.to_dict(), "metrics": {"x": 1}}))
+        return go
+
+    first = Settings()
+    assert bench.run_once(tmp_path, first, run(first))["metrics"] == {"x": 1}
+    same = Settings(output_dir="elsewhere", progress=False)  # settings that change no result
+    assert "wall_seconds" in bench.run_once(tmp_path, same, run(same))
+    assert len(calls) == 1
+    with pytest.raises(SystemExit, match=r"other settings \(seed\)"):
+        bench.run_once(tmp_path, Settings(seed=1), run(Settings(seed=1)))
+    assert len(calls) == 1
