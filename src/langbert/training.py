@@ -47,11 +47,12 @@ class FeatureDataset(torch.utils.data.Dataset):
 
 
 class LangbertTrainer(Trainer):
-    """HF Trainer whose checkpoints count only once complete (see ``checkpoints``), and whose input
-    embeddings may learn at a multiple of the base learning rate."""
+    """HF Trainer whose checkpoints count only once complete (see ``checkpoints``), and where some
+    parameters (new vocabulary rows, a CRF's scores) may learn at a multiple of the base learning rate."""
 
     keep_checkpoints: int = 2
-    embedding_lr_scale: float = 1.0
+    lr_scales: list[tuple[list[Any], float]] = []
+    """(parameters, multiple of the learning rate) pairs, each moved into parameter groups of its own."""
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
@@ -65,16 +66,20 @@ class LangbertTrainer(Trainer):
 
     def create_optimizer(self, model: Any = None) -> Any:
         optimizer = super().create_optimizer(model)
-        if self.embedding_lr_scale != 1.0 and not getattr(self, "_embedding_group_split", False):
-            # Rows of a transferred vocabulary start where no training put them; the body is already
-            # trained. Their own parameter group (the schedule scales every group alike) lets them move faster.
-            self._embedding_group_split = True
-            embeddings = (model or self.model).get_input_embeddings().weight
+        if getattr(self, "_lr_groups_split", False):  # HF calls this again on resume; split once
+            return optimizer
+        self._lr_groups_split = True
+        # Groups of their own keep each parameter's weight decay; the schedule scales every group alike.
+        for params, scale in self.lr_scales:
+            ids = {id(p) for p in params}
+            if scale == 1.0 or not ids:
+                continue
             for group in list(optimizer.param_groups):
-                if any(p is embeddings for p in group["params"]):
-                    group["params"] = [p for p in group["params"] if p is not embeddings]
+                moved = [p for p in group["params"] if id(p) in ids]
+                if moved:
+                    group["params"] = [p for p in group["params"] if id(p) not in ids]
                     optimizer.add_param_group({**{k: v for k, v in group.items() if k != "params"},
-                                               "params": [embeddings], "lr": group["lr"] * self.embedding_lr_scale})
+                                               "params": moved, "lr": group["lr"] * scale})
         return optimizer
 
     def _save_checkpoint(self, model: Any, trial: Any) -> None:
@@ -233,7 +238,9 @@ def train(config: TrainConfig, callbacks: Sequence[TrainerCallback] = (), splits
         callbacks=[*extra, *callbacks],
     )
     trainer.keep_checkpoints = config.keep_checkpoints
-    trainer.embedding_lr_scale = config.embedding_lr_scale
+    # Rows of a transferred vocabulary start where no training put them, the body is already trained.
+    trainer.lr_scales = [([model.get_input_embeddings().weight], config.embedding_lr_scale),
+                         *task.lr_scaled_parameters(config)]
     resume_from = checkpoints.last_complete(checkpoint_dir) if config.resume else None
     if config.resume and resume_from is None:
         logger.warning("--resume: no complete checkpoint in %s, starting from scratch", checkpoint_dir)

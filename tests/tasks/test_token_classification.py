@@ -50,6 +50,25 @@ def test_ner_overfits_and_reloads(tmp_path, tiny_model_dir, crf):
     assert (out / "crf.safetensors").exists() is crf
 
 
+def test_crf_scores_learn_at_their_own_rate(tmp_path, tiny_model_dir):
+    from transformers import TrainerCallback
+
+    seen = {}
+
+    class Spy(TrainerCallback):
+        def on_step_end(self, args, state, control, optimizer=None, model=None, **kwargs):
+            seen.setdefault("groups", getattr(optimizer, "optimizer", optimizer).param_groups)
+            seen.setdefault("crf", list(model.crf.parameters()))
+
+    config = tiny_train_config(tmp_path, tiny_model_dir, _rows(tmp_path), task="token-classification", crf=True,
+                               learning_rate=1e-3, crf_lr_scale=50.0, scheduler="constant", max_steps=2, eval_steps=2)
+    train(config, callbacks=[Spy()])
+    crf_ids = {id(p) for p in seen["crf"]}
+    (crf_group,) = [g for g in seen["groups"] if any(id(p) in crf_ids for p in g["params"])]
+    assert {id(p) for p in crf_group["params"]} == crf_ids and crf_group["lr"] == pytest.approx(5e-2)
+    assert all(g["lr"] == pytest.approx(1e-3) for g in seen["groups"] if g is not crf_group)
+
+
 def test_alignment_round_trips_on_mixed_text(tiny_model_dir):
     from transformers import AutoTokenizer
 

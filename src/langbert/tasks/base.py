@@ -56,6 +56,10 @@ class Task(ABC):
     def load_model(self, path: str) -> Any:
         """A trained model from a langbert output folder."""
 
+    def lr_scaled_parameters(self, config: Any) -> list[tuple[list[Any], float]]:
+        """(parameters, multiple of the learning rate) for parts of the head that need another rate."""
+        return []
+
     # -- features -------------------------------------------------------------------------------
     @abstractmethod
     def encode(self, rows: Sequence[Row], tokenizer: Any, max_length: int, with_labels: bool = True) -> list[dict]:

@@ -129,6 +129,9 @@ class TokenClassification(Task):
             crf = crf.modules_to_save[active]
         self._crf_module = crf
 
+    def lr_scaled_parameters(self, config: Any) -> list[tuple[list[Any], float]]:
+        return [(list(self._crf_module.parameters()), config.crf_lr_scale)] if self.crf else []
+
     def attach_exported(self, model: Any, path: str) -> None:
         if self.crf:
             from safetensors.torch import load_file
