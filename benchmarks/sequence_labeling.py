@@ -65,7 +65,7 @@ def fine_tune(model: str, dataset: str, out: Path, args, crf: bool) -> tuple[dic
     config = TrainConfig(task="token-classification", model=model, output_dir=str(out),
                          data=DataConfig(dataset=dataset, max_train_samples=args.train_samples), crf=crf,
                          epochs=args.epochs, learning_rate=args.learning_rate, batch_size=32, max_length=128,
-                         embedding_lr_scale=args.embedding_lr_scale,
+                         embedding_lr_scale=args.embedding_lr_scale, crf_lr_scale=args.crf_lr_scale,
                          eval_steps=10_000, progress=False, seed=args.seed)
     meta = run_once(out, config, lambda: train(config))
     return meta["metrics"]["test"], meta["wall_seconds"]
@@ -82,6 +82,8 @@ def main() -> None:
     p.add_argument("--learning-rate", type=float, default=1e-4)
     p.add_argument("--embedding-lr-scale", type=float, default=1.0,
                    help="learning-rate multiple for the input embeddings (new rows of an adapted vocabulary)")
+    p.add_argument("--crf-lr-scale", type=float, default=100.0,
+                   help="learning-rate multiple for the CRF's scores (rows with a CRF head)")
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--skip-as-is", action="store_true")
     p.add_argument("--systems", nargs="+", default=SYSTEMS, choices=SYSTEMS,
@@ -123,8 +125,9 @@ def main() -> None:
             emit(row("zh-cws", "adapted-softmax", "word_f1", metrics["entity_f1"], wall, model=adapted, **extra))
         else:
             metrics, wall = fine_tune(adapted, "zh-ner", work / f"ner-{system}", args, crf=system == "adapted-crf")
+            crf = {"crf_lr_scale": args.crf_lr_scale} if system == "adapted-crf" else {}
             emit(row("zh-ner", system, "entity_f1", metrics["entity_f1"], wall, model=adapted, **_detail(metrics),
-                     **extra))
+                     **crf, **extra))
 
 
 def _system_of(r: dict) -> str:
