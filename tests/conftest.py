@@ -74,3 +74,12 @@ def train_sentiment(tmp_path: Path, model_dir: str, **overrides) -> Path:
 
     data = write_jsonl(tmp_path / "t.jsonl", [{"text": t, "label": l} for t, l in SENTIMENT])
     return train(tiny_train_config(tmp_path, model_dir, data, **overrides))
+
+
+def watch_first_encoder_layer(model) -> tuple[list[tuple[int, ...]], object]:
+    """The shapes the first encoder layer receives, appended at every forward, and the hook's handle."""
+    import torch
+
+    layer = next(m for m in model.modules() if isinstance(getattr(m, "layer", None), torch.nn.ModuleList)).layer[0]
+    shapes: list[tuple[int, ...]] = []
+    return shapes, layer.register_forward_pre_hook(lambda module, args: shapes.append(tuple(args[0].shape)))

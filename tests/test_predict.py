@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from langbert import Predictor
-from tests.conftest import SENTIMENT, train_sentiment
+from tests.conftest import SENTIMENT, train_sentiment, watch_first_encoder_layer
 
 
 def test_bf16_autocast_is_opt_in_and_close_to_fp32(tmp_path, tiny_model_dir):
@@ -61,9 +61,7 @@ def test_unpadded_predictions_match_the_padded_model(tmp_path, tiny_model_dir):
     texts = [t for t, _ in SENTIMENT] + ["".join(t for t, _ in SENTIMENT[:k]) for k in (2, 3, 5)]
     fast, padded = Predictor.load(model_dir), Predictor.load(model_dir, unpadded=False)
     assert fast.unpadded and not padded.unpadded
-    shapes = []
-    layer = next(m for m in fast.model.modules() if isinstance(getattr(m, "layer", None), torch.nn.ModuleList)).layer[0]
-    layer.register_forward_pre_hook(lambda module, args: shapes.append(tuple(args[0].shape)))
+    shapes, _ = watch_first_encoder_layer(fast.model)
     got, expected = fast.predict(texts), padded.predict(texts)
     assert shapes and all(shape[0] == 1 for shape in shapes), "the encoder layers must get packed tokens"
     assert [p["label"] for p in got] == [p["label"] for p in expected]

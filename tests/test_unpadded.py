@@ -11,6 +11,7 @@ from transformers import (BertConfig, BertForSequenceClassification, BertForToke
 
 from langbert import unpadded
 from langbert.tasks.pooling import mean_pooled_class
+from tests.conftest import watch_first_encoder_layer
 
 SIZES = dict(vocab_size=60, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
              max_position_embeddings=64)
@@ -29,10 +30,8 @@ def batch(lengths: list[int], pad_id: int = 0, first_id: int = 5) -> dict[str, t
     return {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
 
 
-def first_layer_inputs(model: torch.nn.Module, inputs: dict) -> tuple[torch.Tensor, list[torch.Size]]:
-    layer = next(m for m in model.modules() if isinstance(getattr(m, "layer", None), torch.nn.ModuleList)).layer[0]
-    shapes: list[torch.Size] = []
-    handle = layer.register_forward_pre_hook(lambda module, args: shapes.append(args[0].shape))
+def first_layer_inputs(model: torch.nn.Module, inputs: dict) -> tuple[torch.Tensor, list[tuple[int, ...]]]:
+    shapes, handle = watch_first_encoder_layer(model)
     with torch.no_grad():
         out = model(**inputs)
     handle.remove()
