@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from langbert.config import DataConfig, TrainConfig, load_recipe
+from langbert.config import DataConfig, PretrainConfig, TrainConfig, load_recipe
 from langbert.errors import ConfigError
 
 
@@ -14,16 +14,18 @@ def test_recipe_then_flags(tmp_path):
     assert config.data.train == "x.csv" and config.data.dataset is None and config.data.text_column == "t"
 
 
-@pytest.mark.parametrize("bad,message", [
-    ({"learning_rate": -1.0}, "learning_rate"),
-    ({"optimizer": "adam"}, "optimizer"),
-    ({"warmup_ratio": 1.5}, "warmup_ratio"),
-    ({"batch_size": 0}, "batch_size"),
-    ({"dropout": 1.0}, "dropout"),
-])
-def test_invalid_values_fail_before_any_model_loads(bad, message):
+SHARED = [({"learning_rate": -1.0}, "learning_rate"), ({"warmup_ratio": 1.5}, "warmup_ratio"),
+          ({"batch_size": 0}, "batch_size"), ({"max_grad_norm": -1.0}, "max_grad_norm"),
+          ({"scheduler": "step"}, "scheduler")]
+CASES = [*[(TrainConfig, bad, message) for bad, message in [
+    *SHARED, ({"optimizer": "adam"}, "optimizer"), ({"dropout": 1.0}, "dropout"), ({"crf_lr_scale": 0.0}, "crf_lr_scale")]],
+    *[(PretrainConfig, bad, message) for bad, message in [*SHARED, ({"mlm_probability": 1.0}, "mlm_probability")]]]
+
+
+@pytest.mark.parametrize("config,bad,message", CASES)
+def test_invalid_values_fail_before_any_model_loads(config, bad, message):
     with pytest.raises(ConfigError, match=message):
-        TrainConfig(**bad)
+        config(**bad)
 
 
 def test_unknown_recipe_key_is_named(tmp_path):

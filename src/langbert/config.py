@@ -135,15 +135,10 @@ class TrainConfig:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.epochs <= 0 and self.max_steps <= 0:
             raise ConfigError("give epochs > 0 or max_steps > 0")
-        if self.learning_rate <= 0:
-            raise ConfigError(f"learning_rate must be > 0, got {self.learning_rate}")
+        _check_optimization(self)
         for name in ("embedding_lr_scale", "crf_lr_scale"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be > 0, got {getattr(self, name)}")
-        if not 0 <= self.warmup_ratio < 1:
-            raise ConfigError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
-        if self.weight_decay < 0 or self.max_grad_norm < 0:
-            raise ConfigError("weight_decay and max_grad_norm must be >= 0")
         if self.dropout is not None and not 0 <= self.dropout < 1:
             raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
         if self.eval_steps is not None and self.eval_steps < 1:
@@ -160,6 +155,16 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+def _check_optimization(cfg: Any) -> None:
+    """The optimizer and schedule settings training and pretraining share."""
+    if cfg.learning_rate <= 0:
+        raise ConfigError(f"learning_rate must be > 0, got {cfg.learning_rate}")
+    if not 0 <= cfg.warmup_ratio < 1:
+        raise ConfigError(f"warmup_ratio must be in [0, 1), got {cfg.warmup_ratio}")
+    if cfg.weight_decay < 0 or cfg.max_grad_norm < 0:
+        raise ConfigError("weight_decay and max_grad_norm must be >= 0")
 
 
 def _check_literals(obj: Any) -> None:
@@ -309,8 +314,7 @@ class PretrainConfig:
             raise ConfigError("embeddings_only_steps must be in [0, max_steps]")
         if self.max_minutes is not None and self.max_minutes <= 0:
             raise ConfigError("max_minutes must be > 0")
-        if self.learning_rate <= 0 or not 0 <= self.warmup_ratio < 1:
-            raise ConfigError("learning_rate must be > 0 and warmup_ratio in [0, 1)")
+        _check_optimization(self)
         _check_literals(self)
 
     def to_dict(self) -> dict[str, Any]:
