@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -29,9 +30,10 @@ from langbert.recipes import recipe_path  # noqa: E402
 from langbert.training import prepare_task, train  # noqa: E402
 
 
-def fine_tune(model: str, out: Path, args, train_samples: int | None = None, epochs: float | None = None) -> tuple[float, float]:
+def fine_tune(model: str, out: Path, args, train_samples: int | None = None, epochs: float | None = None,
+              seed: int | None = None) -> tuple[float, float]:
     """Test accuracy and wall seconds of one fine-tuning run (cached: a finished folder is reused)."""
-    overrides = {"model": model, "output_dir": str(out), "seed": args.seed, "progress": False,
+    overrides = {"model": model, "output_dir": str(out), "seed": args.seed if seed is None else seed, "progress": False,
                  "epochs": epochs or args.epochs, "learning_rate": args.learning_rate, "eval_steps": 10_000,
                  "embedding_lr_scale": args.embedding_lr_scale}
     samples = train_samples or args.train_samples
@@ -56,6 +58,9 @@ def main() -> None:
     p.add_argument("--embedding-lr-scale", type=float, default=1.0,
                    help="input embeddings learn at this multiple of the learning rate (every row alike)")
     p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--extra-seeds", type=int, nargs="*", default=[],
+                   help="more seeds for the as-is and adapted rows (adapt + fine-tune): their value is then the "
+                        "mean, with every seed's value beside it; pretraining and the curve use --seed only")
     p.add_argument("--pretrain-minutes", type=float, default=25.0)
     p.add_argument("--pretrain-steps", type=int, default=4000)
     p.add_argument("--embeddings-only-steps", type=int, default=0)
@@ -71,6 +76,16 @@ def main() -> None:
     rows: list[dict] = []
     extra = {"seed": args.seed, "epochs": args.epochs, "train_samples": args.train_samples or "all",
              "learning_rate": args.learning_rate, "embedding_lr_scale": args.embedding_lr_scale}
+    seeds = [args.seed, *args.extra_seeds]
+
+    def seeded(name: str, seed: int) -> Path:  # --seed's folders keep the names they had before --extra-seeds
+        return work / name if seed == args.seed else work / f"seed-{seed}" / name
+
+    def mean_row(system: str, runs: list[tuple[float, float]], **more) -> dict:
+        values = [a for a, _ in runs]
+        spread = {"seeds": seeds, "values": values, "std": statistics.stdev(values)} if len(runs) > 1 else {}
+        return row("zh-sentiment", system, "test_accuracy", statistics.fmean(values),
+                   statistics.fmean(w for _, w in runs), **spread, **more, **extra)
 
     def emit(r: dict) -> None:
         rows.append(r)
@@ -82,33 +97,36 @@ def main() -> None:
     tfidf = tfidf_logreg(splits.train, splits.test, seed=args.seed)
     emit(row("zh-sentiment", "tfidf-lr", "test_accuracy", tfidf["accuracy"], tfidf["wall_seconds"], **extra))
     if not args.skip_as_is:
-        acc, wall = fine_tune("embedded", work / "as-is", args)
-        emit(row("zh-sentiment", "as-is", "test_accuracy", acc, wall, **extra))
+        emit(mean_row("as-is", [fine_tune("embedded", seeded("as-is", s), args, seed=s) for s in seeds]))
 
-    best: dict[str, tuple[float, str, float]] = {}
+    best: dict[str, dict] = {}  # init -> its row at the better granularity
     adapted_meta = {}
     for gran in args.granularities:
         for init in args.inits:
-            folder, adapt_wall, meta = timed_adapt(AdaptConfig(output_dir=str(work / f"adapt-{gran}-{init}"),
-                                                               granularity=gran, init=init, seed=args.seed))
-            adapted_meta[(gran, init)] = meta
-            acc, wall = fine_tune(str(folder), work / f"ft-{gran}-{init}", args)
-            emit(row("zh-sentiment", f"adapted-{init}-{gran}", "test_accuracy", acc, wall + adapt_wall,
-                     adapt_seconds=round(adapt_wall, 1), **extra))
-            if init not in best or acc > best[init][0]:
-                best[init] = (acc, gran, wall + adapt_wall)
-    for init, (acc, gran, wall) in best.items():
-        emit(row("zh-sentiment", f"adapted-{init}", "test_accuracy", acc, wall, granularity=gran, **extra))
+            runs, adapt_walls = [], []
+            for seed in seeds:
+                folder, adapt_wall, meta = timed_adapt(AdaptConfig(output_dir=str(seeded(f"adapt-{gran}-{init}", seed)),
+                                                                   granularity=gran, init=init, seed=seed))
+                adapted_meta.setdefault((gran, init), meta)
+                acc, wall = fine_tune(str(folder), seeded(f"ft-{gran}-{init}", seed), args, seed=seed)
+                runs.append((acc, wall + adapt_wall))
+                adapt_walls.append(adapt_wall)
+            r = mean_row(f"adapted-{init}-{gran}", runs, adapt_seconds=round(statistics.fmean(adapt_walls), 1))
+            emit(r)
+            if init not in best or r["value"] > best[init]["value"]:
+                best[init] = {**r, "granularity": gran}
+    for init, r in best.items():
+        emit({**r, "system": f"adapted-{init}"})
 
     heldout_before = next(iter(adapted_meta.values()))["coverage"]["before"]
     emit(row("zh-heldout", "as-is", "unk_rate", heldout_before["unk_rate"], None))
     if "dictionary" in best:
-        gran = best["dictionary"][1]
+        gran = best["dictionary"]["granularity"]
         meta = adapted_meta[(gran, "dictionary")]
         emit(row("zh-heldout", "adapted-dictionary", "unk_rate", meta["coverage"]["after"]["unk_rate"], None,
                  granularity=gran))
     if "dictionary" in best and not args.no_pretrain:
-        gran = best["dictionary"][1]
+        gran = best["dictionary"]["granularity"]
 
         pre_dir = work / f"pretrain-{gran}"
         start = time.perf_counter()
