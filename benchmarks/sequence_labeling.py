@@ -2,7 +2,8 @@
 
 Systems: a classical CRF on character features (sklearn-crfsuite: unigrams and bigrams in a +-2 window,
 L-BFGS, c1 = c2 = 0.05, 150 iterations), the embedded English model as-is, and the adapted model with a
-softmax and with a CRF head. All neural rows share one fine-tuning budget.
+softmax and with a CRF head; word segmentation (zh-cws, BMES) with the adapted model and a softmax
+(`zh-cws`) or CRF (`zh-cws-crf`) head. All neural rows share one fine-tuning budget.
 
     pip install -e '.[bench]'
     python benchmarks/sequence_labeling.py --adapted benchmarks/work/adaptation/pretrain-char
@@ -71,7 +72,7 @@ def fine_tune(model: str, dataset: str, out: Path, args, crf: bool) -> tuple[dic
     return meta["metrics"]["test"], meta["wall_seconds"]
 
 
-SYSTEMS = ["crf-baseline", "as-is", "adapted-crf", "zh-cws", "adapted-softmax"]
+SYSTEMS = ["crf-baseline", "as-is", "adapted-crf", "zh-cws", "adapted-softmax", "zh-cws-crf"]
 
 
 def main() -> None:
@@ -120,9 +121,11 @@ def main() -> None:
         elif system == "as-is":
             metrics, wall = fine_tune("embedded", "zh-ner", work / "ner-as-is", args, crf=False)
             emit(row("zh-ner", "as-is", "entity_f1", metrics["entity_f1"], wall, **_detail(metrics), **extra))
-        elif system == "zh-cws":
-            metrics, wall = fine_tune(adapted, "zh-cws", work / "cws-adapted-softmax", args, crf=False)
-            emit(row("zh-cws", "adapted-softmax", "word_f1", metrics["entity_f1"], wall, model=adapted, **extra))
+        elif system in ("zh-cws", "zh-cws-crf"):
+            head = "adapted-crf" if system == "zh-cws-crf" else "adapted-softmax"
+            metrics, wall = fine_tune(adapted, "zh-cws", work / f"cws-{head}", args, crf=system == "zh-cws-crf")
+            crf = {"crf_lr_scale": args.crf_lr_scale} if system == "zh-cws-crf" else {}
+            emit(row("zh-cws", head, "word_f1", metrics["entity_f1"], wall, model=adapted, **crf, **extra))
         else:
             metrics, wall = fine_tune(adapted, "zh-ner", work / f"ner-{system}", args, crf=system == "adapted-crf")
             crf = {"crf_lr_scale": args.crf_lr_scale} if system == "adapted-crf" else {}
@@ -131,7 +134,9 @@ def main() -> None:
 
 
 def _system_of(r: dict) -> str:
-    return "zh-cws" if r["dataset"] == "zh-cws" else r["system"]
+    if r["dataset"] == "zh-cws":
+        return "zh-cws-crf" if r["system"] == "adapted-crf" else "zh-cws"
+    return r["system"]
 
 
 def _detail(metrics: dict) -> dict:
