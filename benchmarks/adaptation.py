@@ -15,7 +15,6 @@ import json
 import logging
 import statistics
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -129,14 +128,12 @@ def main() -> None:
         gran = best["dictionary"]["granularity"]
 
         pre_dir = work / f"pretrain-{gran}"
-        start = time.perf_counter()
-        if not (pre_dir / "langbert.json").exists():
-            pretrain(PretrainConfig(model=str(work / f"adapt-{gran}-dictionary"), output_dir=str(pre_dir),
-                                    max_steps=args.pretrain_steps, max_minutes=args.pretrain_minutes,
-                                    embeddings_only_steps=args.embeddings_only_steps, progress=False,
-                                    seed=args.seed, resume=(pre_dir / "checkpoints").exists()))
-        pre_wall = time.perf_counter() - start
-        pre_meta = json.loads((pre_dir / "langbert.json").read_text())
+        pre_cfg = PretrainConfig(model=str(work / f"adapt-{gran}-dictionary"), output_dir=str(pre_dir),
+                                 max_steps=args.pretrain_steps, max_minutes=args.pretrain_minutes,
+                                 embeddings_only_steps=args.embeddings_only_steps, progress=False,
+                                 seed=args.seed, resume=(pre_dir / "checkpoints").exists())
+        pre_meta = run_once(pre_dir, pre_cfg, lambda: pretrain(pre_cfg))
+        pre_wall = pre_meta["wall_seconds"]
         ppl = pre_meta["heldout_perplexity"]
         emit(row("zh-heldout", "adapted-dictionary", "mlm_perplexity", ppl["before"], None, granularity=gran))
         emit(row("zh-heldout", "adapted-dictionary-pretrained", "mlm_perplexity", ppl["after"], pre_wall,
