@@ -48,7 +48,7 @@ def run_once(folder: Path, config, run) -> dict:
     """``run()`` unless ``folder`` already holds a finished langbert output of the same ``config`` (a
     dataclass with ``to_dict``); its ``langbert.json`` with the run's wall seconds added, so an interrupted
     benchmark resumes without redoing (or re-timing) a row. A folder left by other settings is an error,
-    never silently reused as if it were this row."""
+    never silently reused as if it were this row (settings the folder's run predates are not compared)."""
     import time
 
     meta_path = Path(folder) / "langbert.json"
@@ -60,7 +60,8 @@ def run_once(folder: Path, config, run) -> dict:
         meta_path.write_text(json.dumps(meta, indent=2, ensure_ascii=False))
     meta = json.loads(meta_path.read_text())
     wanted, stored = json.loads(json.dumps(config.to_dict())), meta.get("config", {})
-    differ = sorted(k for k in (wanted.keys() | stored.keys()) - _INCIDENTAL if wanted.get(k) != stored.get(k))
+    # Settings added to the config after the folder was made are not compared: the run predates them.
+    differ = sorted(k for k in (wanted.keys() & stored.keys()) - _INCIDENTAL if wanted[k] != stored[k])
     if differ:
         raise SystemExit(f"{folder} holds a run with other settings ({', '.join(differ)}): delete it or pass "
                          "another --work folder")

@@ -38,6 +38,12 @@ def test_run_once_reuses_a_folder_only_for_the_same_settings(tmp_path):
     same = Settings(output_dir="elsewhere", progress=False)  # settings that change no result
     assert "wall_seconds" in bench.run_once(tmp_path, same, run(same))
     assert len(calls) == 1
+    meta = json.loads((tmp_path / "langbert.json").read_text())
+    del meta["config"]["progress"], meta["config"]["seed"]  # a run made before these settings existed
+    (tmp_path / "langbert.json").write_text(json.dumps(meta))
+    assert bench.run_once(tmp_path, Settings(seed=7), run(Settings(seed=7)))["metrics"] == {"x": 1}
+    meta["config"]["seed"] = 42
+    (tmp_path / "langbert.json").write_text(json.dumps(meta))
     with pytest.raises(SystemExit, match=r"other settings \(seed\)"):
         bench.run_once(tmp_path, Settings(seed=1), run(Settings(seed=1)))
     assert len(calls) == 1
