@@ -51,7 +51,7 @@ class LangbertTrainer(Trainer):
     parameters (new vocabulary rows, a CRF's scores) may learn at a multiple of the base learning rate."""
 
     keep_checkpoints: int = 2
-    lr_scales: list[tuple[list[Any], float]] = []
+    lr_scales: Sequence[tuple[list[Any], float]] = ()
     """(parameters, multiple of the learning rate) pairs, each moved into parameter groups of its own."""
 
     def __init__(self, *args: Any, **kwargs: Any):
