@@ -60,6 +60,8 @@ def main() -> None:
         out = subprocess.run([sys.executable, "-c", CHILD, str(corpus), resolve_model(args.tokenizer), str(work / f"x{scale}"),
                               "jieba" if args.whole_word else "none"], capture_output=True, text=True, check=True)
         result = json.loads(out.stdout.strip().splitlines()[-1])
+        # The largest of every descendant waited for so far (the child, its pack workers, earlier sizes'):
+        # at 400+ MB a worker, since the child itself is measured above.
         workers_peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
         print(scale, result, f"largest child so far {workers_peak:.0f} MB")
         rows.append(row(f"zh-corpus-x{scale}", "langbert-pack", "peak_rss_mb", round(result["peak_rss_mb"], 1),
