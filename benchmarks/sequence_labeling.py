@@ -122,15 +122,21 @@ def main() -> None:
             metrics, wall = fine_tune("embedded", "zh-ner", work / "ner-as-is", args, crf=False)
             emit(row("zh-ner", "as-is", "entity_f1", metrics["entity_f1"], wall, **_detail(metrics), **extra))
         elif system in ("zh-cws", "zh-cws-crf"):
-            head = "adapted-crf" if system == "zh-cws-crf" else "adapted-softmax"
-            metrics, wall = fine_tune(adapted, "zh-cws", work / f"cws-{head}", args, crf=system == "zh-cws-crf")
-            crf = {"crf_lr_scale": args.crf_lr_scale} if system == "zh-cws-crf" else {}
-            emit(row("zh-cws", head, "word_f1", metrics["entity_f1"], wall, model=adapted, **crf, **extra))
+            crf = system == "zh-cws-crf"
+            head = "adapted-crf" if crf else "adapted-softmax"
+            metrics, wall = fine_tune(adapted, "zh-cws", work / f"cws-{head}", args, crf=crf)
+            emit(row("zh-cws", head, "word_f1", metrics["entity_f1"], wall, model=adapted, **_crf_extra(args, crf),
+                     **extra))
         else:
-            metrics, wall = fine_tune(adapted, "zh-ner", work / f"ner-{system}", args, crf=system == "adapted-crf")
-            crf = {"crf_lr_scale": args.crf_lr_scale} if system == "adapted-crf" else {}
+            crf = system == "adapted-crf"
+            metrics, wall = fine_tune(adapted, "zh-ner", work / f"ner-{system}", args, crf=crf)
             emit(row("zh-ner", system, "entity_f1", metrics["entity_f1"], wall, model=adapted, **_detail(metrics),
-                     **crf, **extra))
+                     **_crf_extra(args, crf), **extra))
+
+
+def _crf_extra(args, crf: bool) -> dict:
+    """What a row with a CRF head records about it."""
+    return {"crf_lr_scale": args.crf_lr_scale} if crf else {}
 
 
 def _system_of(r: dict) -> str:
