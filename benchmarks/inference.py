@@ -49,7 +49,7 @@ def latencies(predict_one, texts: list[str]) -> tuple[float, float]:
 
 
 def load_test(model_dir: str, texts: list[str], clients: int, requests_per_client: int, bf16: bool = False,
-              rounds: int = 1, between=None, padded: bool = False) -> tuple[list[dict], dict]:
+              rounds: int = 1, between=None) -> tuple[list[dict], dict]:
     """The server under concurrent single-text /predict calls (``rounds`` times, ``between()`` called
     after each, with the server idle), then the same clients calling /health: the second is the ceiling
     of HTTP + client alone on these cores (the client runs beside the server). The client is
@@ -63,7 +63,7 @@ def load_test(model_dir: str, texts: list[str], clients: int, requests_per_clien
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     server = subprocess.Popen([sys.executable, "-m", "langbert", "serve", model_dir, "--port", str(port)]
-                              + (["--bf16"] if bf16 else []) + (["--padded"] if padded else []),
+                              + (["--bf16"] if bf16 else []),
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         for _ in range(600):
