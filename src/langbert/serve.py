@@ -163,9 +163,12 @@ def create_app(model_dir: str, api_key: str | None = None, limits: ServeLimits |
     app = FastAPI(title="langbert", lifespan=lifespan)
     bearer = HTTPBearer(auto_error=False)
 
-    def authorised(credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> None:
-        if api_key and (credentials is None or not hmac.compare_digest(credentials.credentials, api_key)):
+    # async: FastAPI runs a plain ``def`` dependency on a worker thread, a thread handoff per request.
+    async def authorised(credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> None:
+        if credentials is None or not hmac.compare_digest(credentials.credentials, api_key):
             raise HTTPException(401, "missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"})
+
+    guarded = [Depends(authorised)] if api_key else []
 
     app.add_middleware(BodyCap, max_bytes=limits.max_body_bytes)
 
@@ -173,14 +176,14 @@ def create_app(model_dir: str, api_key: str | None = None, limits: ServeLimits |
     async def health() -> dict:
         return {"status": "ok"}
 
-    @app.get("/metadata", dependencies=[Depends(authorised)])
+    @app.get("/metadata", dependencies=guarded)
     async def metadata() -> dict:
         meta = predictor.metadata
         return {"task": meta.get("task"), "max_length": meta.get("max_length"), "base_model": meta.get("base_model"),
                 "metrics": meta.get("metrics"), "format": meta.get("format", {"name": "safetensors"}),
                 "limits": limits.__dict__}
 
-    @app.post("/predict", dependencies=[Depends(authorised)])
+    @app.post("/predict", dependencies=guarded)
     async def predict(body: PredictRequest) -> dict:
         if len(body.texts) > limits.max_texts:
             raise HTTPException(413, f"{len(body.texts)} texts; at most {limits.max_texts} per request")

@@ -48,25 +48,21 @@ def attention(module: nn.Module, query: torch.Tensor, key: torch.Tensor, value: 
     out = torch.empty_like(q)
     out[plan.index.numel():] = 0  # the rows that round the packed length up (see _pack)
     for bucket in plan.attention:
-        if bucket.span is not None:  # its texts are consecutive rows: their tokens a slice, no gather
-            start, end = bucket.span
-            sources = (q[start:end], k[start:end], v[start:end])
-        else:
-            sources = (q.index_select(0, bucket.tokens), k.index_select(0, bucket.tokens),
-                       v.index_select(0, bucket.tokens))
+        shape = (bucket.texts, bucket.length, heads, dim)
         if bucket.mask is None:  # equal lengths: the packed tokens already are the padded layout
-            laid_out = [x.view(bucket.texts, bucket.length, heads, dim).transpose(1, 2) for x in sources]
-        else:
-            laid_out = [x.new_zeros(bucket.texts * bucket.length, heads, dim).index_copy_(0, bucket.slots, x)
-                        .view(bucket.texts, bucket.length, heads, dim).transpose(1, 2) for x in sources]
-        result = nn.functional.scaled_dot_product_attention(*laid_out, attn_mask=bucket.mask, scale=scaling)
-        result = result.transpose(1, 2).reshape(bucket.texts * bucket.length, heads, dim)
+            laid_out = [(x[bucket.span[0]:bucket.span[1]] if bucket.span is not None
+                         else x.index_select(0, bucket.tokens)).view(shape) for x in (q, k, v)]
+        else:  # one gather per tensor; padded slots repeat a real row, which the mask hides as a key
+            laid_out = [x.index_select(0, bucket.gather).view(shape) for x in (q, k, v)]
+        result = nn.functional.scaled_dot_product_attention(*(x.transpose(1, 2) for x in laid_out),
+                                                            attn_mask=bucket.mask, scale=scaling).transpose(1, 2)
+        # [texts, length, heads, dim] back to the real tokens' rows, in packed order
         if bucket.mask is not None:
-            result = result.index_select(0, bucket.slots)
-        if bucket.span is not None:
-            out[bucket.span[0]:bucket.span[1]] = result
+            result = result[bucket.real]
+        if bucket.span is None:
+            out.index_copy_(0, bucket.tokens, result.reshape(-1, heads, dim))
         else:
-            out.index_copy_(0, bucket.tokens, result)
+            out[bucket.span[0]:bucket.span[1]].view(result.shape).copy_(result)
     return out.unsqueeze(0), None
 
 
@@ -103,11 +99,12 @@ def _buckets(lengths: list[int], overhead: int = CALL_OVERHEAD) -> list[tuple[in
 @dataclass
 class _Bucket:
     tokens: torch.Tensor | None  # positions of its texts' tokens in the packed sequence (None: see span)
-    slots: torch.Tensor | None  # where they go in the [texts * length] padded layout (None: no padding)
+    span: tuple[int, int] | None  # the same tokens as a slice of the packed sequence, where they are one
     texts: int
     length: int
     mask: torch.Tensor | None  # [texts, 1, 1, length], True = a real token; None if nothing is padded
-    span: tuple[int, int] | None  # the tokens as a slice of the packed sequence, where they are one
+    gather: torch.Tensor | None  # packed row of each slot of the [texts * length] padded layout
+    real: tuple[torch.Tensor, torch.Tensor] | None  # (text, position) of each real token in that layout
 
 
 @dataclass
@@ -138,13 +135,18 @@ def _plan(keys: torch.Tensor) -> _Unpad:
             if rows == list(range(rows[0], rows[-1] + 1)) else None
         tokens = None if span is not None else torch.cat(
             [torch.arange(starts[r], starts[r] + lengths[r], device=device) for r in rows])
-        slots = mask = None
+        mask = gather = real = None
         if lengths[rows[0]] != longest:  # mixed lengths: a padded layout and its mask
-            slots = torch.cat([torch.arange(j * longest, j * longest + lengths[r], device=device)
-                               for j, r in enumerate(rows)])
             row_lengths = torch.tensor([lengths[r] for r in rows], device=device)
-            mask = (torch.arange(longest, device=device) < row_lengths[:, None]).view(len(rows), 1, 1, longest)
-        buckets.append(_Bucket(tokens, slots, len(rows), longest, mask, span))
+            row_starts = torch.tensor([starts[r] for r in rows], device=device)
+            positions = torch.arange(longest, device=device)
+            keep = positions < row_lengths[:, None]
+            # A padded slot repeats its text's last token: any real row would do (the mask hides it as a
+            # key and its query's output is dropped), and no zero-filled copy is needed.
+            gather = (row_starts[:, None] + torch.minimum(positions, row_lengths[:, None] - 1)).reshape(-1)
+            real = keep.nonzero(as_tuple=True)  # row-major: the texts' tokens in packed order
+            mask = keep.view(len(rows), 1, 1, longest)
+        buckets.append(_Bucket(tokens, span, len(rows), longest, mask, gather, real))
     return _Unpad(index, batch, length, buckets)
 
 
