@@ -80,6 +80,9 @@ def regression_report(y_true: np.ndarray, y_pred: np.ndarray) -> Report:
     return Report(metrics, scatter=(y_true.tolist(), y_pred.tolist()))
 
 
+TABLE_COLUMNS = ("label", "precision", "recall", "f1", "support")
+
+
 def write_reports(reports: dict[str, Report], out_dir: str | Path, title: str = "") -> dict[str, Path]:
     """Write ``eval.json``, ``eval.md`` and one plot per split; returns the files written."""
     out = Path(out_dir)
@@ -91,11 +94,11 @@ def write_reports(reports: dict[str, Report], out_dir: str | Path, title: str = 
         lines += [f"## {split}", "", "| metric | value |", "|---|---|"]
         lines += [f"| {k} | {_fmt(v)} |" for k, v in report.metrics.items()]
         if report.table:
-            lines += ["", "| label | precision | recall | f1 | support |", "|---|---|---|---|---|"]
-            lines += [
-                f"| {row['label']} | {row['precision']:.4f} | {row['recall']:.4f} | {row['f1']:.4f} | {row['support']} |"
-                for row in report.table
-            ]
+            # A task's own columns (e.g. sequence labelling's error counts) follow the common ones.
+            extra = [k for k in report.table[0] if k not in TABLE_COLUMNS]
+            columns = [*TABLE_COLUMNS, *extra]
+            lines += ["", "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+            lines += ["| " + " | ".join(_fmt(row[k]) for k in columns) + " |" for row in report.table]
         plot = _plot(report, out, split)
         if plot is not None:
             written[f"plot_{split}"] = plot

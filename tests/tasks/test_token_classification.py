@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+from contextlib import contextmanager
 
 import pytest
 import torch
@@ -30,6 +31,22 @@ def _rows(tmp_path):
     return write_jsonl(tmp_path / "ner.jsonl", [{"text": t, "entities": [list(s) for s in e]} for t, e in NER])
 
 
+@contextmanager
+def _transformers_warnings():
+    """Warnings logged by transformers (its logger does not propagate to pytest's caplog)."""
+    import logging
+
+    messages: list[str] = []
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = lambda record: messages.append(record.getMessage())
+    logger = logging.getLogger("transformers")
+    logger.addHandler(handler)
+    try:
+        yield messages
+    finally:
+        logger.removeHandler(handler)
+
+
 @pytest.mark.parametrize("crf", [False, True])
 def test_ner_overfits_and_reloads(tmp_path, tiny_model_dir, crf):
     path = _rows(tmp_path)
@@ -37,7 +54,10 @@ def test_ner_overfits_and_reloads(tmp_path, tiny_model_dir, crf):
                                eval_steps=75, dropout=0.0, learning_rate=5e-3)
     out = train(config)
     texts = [t for t, _ in NER]
-    first = Predictor.load(out).predict(texts)
+    with _transformers_warnings() as warnings:
+        first = Predictor.load(out).predict(texts)
+    # A saved model loads as saved: no HF load report (it listed the CRF's keys as UNEXPECTED).
+    assert not [w for w in warnings if "LOAD REPORT" in w]
     assert first == Predictor.load(out).predict(texts)
     padded = Predictor.load(out, unpadded=False)
     assert Predictor.load(out).unpadded and not padded.unpadded
@@ -48,6 +68,7 @@ def test_ner_overfits_and_reloads(tmp_path, tiny_model_dir, crf):
     meta = json.loads((out / "langbert.json").read_text())
     assert meta["metrics"]["dev"]["entity_f1"] == 1.0 and meta["task"]["crf"] is crf
     assert (out / "crf.safetensors").exists() is crf
+    assert "| support | missed | wrong_bounds | wrong_type | spurious |" in (out / "eval.md").read_text()
 
 
 def test_crf_scores_learn_at_their_own_rate(tmp_path, tiny_model_dir):
@@ -191,6 +212,17 @@ def test_entity_evaluation_is_strict_and_per_type():
     per_type = {r["label"]: r for r in report.table}
     assert per_type["LOC"]["f1"] == pytest.approx(0.5) and per_type["PER"]["f1"] == 1.0
     assert report.metrics["char_tag_accuracy"] < 1.0
+    assert (per_type["LOC"]["wrong_bounds"], per_type["LOC"]["missed"], per_type["PER"]["wrong_bounds"]) == (1, 0, 0)
+
+
+def test_span_errors_say_what_went_wrong():
+    from langbert.data.spans import span_errors
+
+    gold = [(0, 2, "PER"), (3, 5, "LOC"), (6, 8, "LOC"), (9, 11, "ORG"), (12, 14, "PER")]
+    predicted = [(0, 2, "PER"), (3, 5, "ORG"), (6, 9, "LOC"), (15, 16, "LOC")]
+    assert span_errors(gold, predicted) == {("LOC", "wrong_type"): 1, ("LOC", "wrong_bounds"): 1,
+                                            ("ORG", "missed"): 1, ("PER", "missed"): 1, ("LOC", "spurious"): 1}
+    assert span_errors(gold, gold) == {}
 
 
 @pytest.mark.parametrize("scheme", ["BIO", "BMES"])

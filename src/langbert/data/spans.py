@@ -118,3 +118,31 @@ def tags_to_spans(tags: Sequence[str], scheme: str, starts: Sequence[int] | None
         last_end = end
     close(last_end)
     return spans
+
+
+ERROR_KINDS = ("missed", "wrong_bounds", "wrong_type", "spurious")
+
+
+def span_errors(gold: Sequence[Span], predicted: Sequence[Span]) -> dict[tuple[str, str], int]:
+    """What went wrong, per type, beyond strict P/R: counts keyed by (type, kind).
+
+    A gold span not predicted exactly is ``wrong_type`` if its bounds were predicted with another type,
+    ``wrong_bounds`` if a prediction overlaps it otherwise, else ``missed``; a prediction overlapping no
+    gold span is ``spurious`` (keyed by its predicted type). The three gold-side kinds sum to the false
+    negatives; predictions that overlap a gold span they do not match are the other side of those errors.
+    """
+    counts: dict[tuple[str, str], int] = {}
+    exact, bounds = set(predicted), {(s, e) for s, e, _ in predicted}
+    gold_set = set(gold)
+    # Characters under some span: overlap tests in time linear in the text (segmentation has many spans).
+    in_predicted = {i for s, e, _ in predicted for i in range(s, e)}
+    in_gold = {i for s, e, _ in gold for i in range(s, e)}
+
+    for start, end, kind in gold_set - exact:
+        error = ("wrong_type" if (start, end) in bounds
+                 else "wrong_bounds" if any(i in in_predicted for i in range(start, end)) else "missed")
+        counts[kind, error] = counts.get((kind, error), 0) + 1
+    for start, end, kind in exact - gold_set:
+        if not any(i in in_gold for i in range(start, end)):
+            counts[kind, "spurious"] = counts.get((kind, "spurious"), 0) + 1
+    return counts

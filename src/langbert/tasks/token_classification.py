@@ -11,6 +11,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -20,14 +22,33 @@ import torch
 from ..data.readers import Columns, read_rows
 from ..data.rows import Row
 from ..data.sequence_readers import read_conll, read_span_jsonl
-from ..data.spans import (SCHEMES, DecodeStats, close_at_edges, join_tag, spans_to_tags, split_tag, tags_for,
-                          tags_to_spans)
+from ..data.spans import (ERROR_KINDS, SCHEMES, DecodeStats, close_at_edges, join_tag, span_errors, spans_to_tags,
+                          split_tag, tags_for, tags_to_spans)
 from ..errors import ConfigError, DataError
 from ..evaluation import Report
 from .base import Task, register_task
 from .crf import CRF
 
 CRF_FILE = "crf.safetensors"
+
+
+def _crf_keys_expected(config: Any) -> type:
+    """The HF token-classification class for ``config``, told that model.safetensors also holds ``crf.*``
+    (``save_pretrained`` writes every submodule): without it every load of a CRF model prints them as
+    UNEXPECTED keys, "not ok if you expect identical arch". The CRF itself loads from ``crf.safetensors``."""
+    from transformers import AutoModelForTokenClassification
+
+    try:
+        base = AutoModelForTokenClassification._model_mapping[type(config)]
+    except KeyError as exc:
+        raise ConfigError(f"token classification: no model class for model type '{config.model_type}'") from exc
+    return _ignoring_crf_keys(base)
+
+
+@lru_cache(maxsize=None)
+def _ignoring_crf_keys(base: type) -> type:
+    # Same name: save_pretrained records it as the architecture, which the Auto classes must still find.
+    return type(base.__name__, (base,), {"_keys_to_ignore_on_load_unexpected": [r"^crf\."]})
 
 
 @register_task
@@ -101,11 +122,15 @@ class TokenClassification(Task):
             model = load_adapter(self.build_model(base_model_of(path)), path)
             self.bind(model)
             return model
-        model = self._attach_crf(AutoModelForTokenClassification.from_pretrained(path, use_safetensors=True))
-        if self.crf:
-            from safetensors.torch import load_file
+        if not self.crf:
+            return AutoModelForTokenClassification.from_pretrained(path, use_safetensors=True)
+        from safetensors.torch import load_file
+        from transformers import AutoConfig
 
-            model.crf.load_state_dict(load_file(str(Path(path) / CRF_FILE)))
+        config = AutoConfig.from_pretrained(path)
+        model = _crf_keys_expected(config).from_pretrained(path, config=config, use_safetensors=True)
+        model = self._attach_crf(model)
+        model.crf.load_state_dict(load_file(str(Path(path) / CRF_FILE)))
         return model
 
     def _attach_crf(self, model: Any) -> Any:
@@ -253,8 +278,12 @@ class TokenClassification(Task):
 
         gold_tags, pred_tags = [], []
         correct = total = 0
+        errors: Counter = Counter()
         for tokens, row in zip(outputs, rows):
             predicted = self.spans(tokens)
+            # keyed as seqeval names types: an untyped span (segmentation's words) is "W", as in _iob
+            found = span_errors(row.label or [], predicted)
+            errors.update({(kind or "W", error): n for (kind, error), n in found.items()})
             # seqeval over characters in IOB2, whatever the scheme: strict span matching of type and bounds.
             g = spans_to_tags(len(row.text), row.label or [], "BIO")
             p = spans_to_tags(len(row.text), predicted, "BIO")
@@ -268,7 +297,8 @@ class TokenClassification(Task):
         report = classification_report(gold_tags, pred_tags, mode="strict", scheme=IOB2, output_dict=True,
                                        zero_division=0)
         table = [{"label": k, "precision": v["precision"], "recall": v["recall"], "f1": v["f1-score"],
-                  "support": int(v["support"])} for k, v in report.items() if "avg" not in k]
+                  "support": int(v["support"]), **{error: errors[k, error] for error in ERROR_KINDS}}
+                 for k, v in report.items() if "avg" not in k]
         micro, macro = report["micro avg"], report["macro avg"]
         metrics = {"entity_f1": micro["f1-score"], "entity_precision": micro["precision"],
                    "entity_recall": micro["recall"], "entity_macro_f1": macro["f1-score"],
