@@ -143,3 +143,12 @@ def create_task(name: str, **options: Any) -> Task:
 def task_from_state(state: dict[str, Any]) -> Task:
     state = dict(state)
     return create_task(state.pop("name"), **state)
+
+
+def model_class_for(auto: Any, config: Any, refusal: str) -> type:
+    """The class an HF Auto class (``AutoModel``, ...) builds for ``config``; a ConfigError starting with
+    ``refusal`` where it has none (a model type it does not know)."""
+    try:
+        return auto._model_mapping[type(config)]
+    except KeyError as exc:
+        raise ConfigError(f"{refusal} for model type '{config.model_type}'") from exc

@@ -24,7 +24,7 @@ from torch import nn
 from transformers import AutoModel, PreTrainedModel
 from transformers.modeling_outputs import SequenceClassifierOutput
 
-from ..errors import ConfigError
+from .base import model_class_for
 
 POOLING_KEY = "langbert_pooling"
 POOLINGS = ("cls", "mean")
@@ -110,11 +110,7 @@ def _mean_pooled_class(encoder_class: type) -> type:
 
 
 def mean_pooled_class(config: Any) -> type:
-    try:
-        encoder_class = AutoModel._model_mapping[type(config)]
-    except KeyError as exc:
-        raise ConfigError(f"mean pooling: no encoder class for model type '{config.model_type}'") from exc
-    return _mean_pooled_class(encoder_class)
+    return _mean_pooled_class(model_class_for(AutoModel, config, "mean pooling: no encoder class"))
 
 
 def carry_pooling_declaration(source: str, out: str | Path) -> None:

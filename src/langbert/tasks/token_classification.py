@@ -26,7 +26,7 @@ from ..data.spans import (ERROR_KINDS, SCHEMES, DecodeStats, close_at_edges, joi
                           split_tag, tags_for, tags_to_spans)
 from ..errors import ConfigError, DataError
 from ..evaluation import Report
-from .base import Task, register_task
+from .base import Task, model_class_for, register_task
 from .crf import CRF
 
 CRF_FILE = "crf.safetensors"
@@ -38,11 +38,8 @@ def _crf_keys_expected(config: Any) -> type:
     UNEXPECTED keys, "not ok if you expect identical arch". The CRF itself loads from ``crf.safetensors``."""
     from transformers import AutoModelForTokenClassification
 
-    try:
-        base = AutoModelForTokenClassification._model_mapping[type(config)]
-    except KeyError as exc:
-        raise ConfigError(f"token classification: no model class for model type '{config.model_type}'") from exc
-    return _ignoring_crf_keys(base)
+    return _ignoring_crf_keys(model_class_for(AutoModelForTokenClassification, config,
+                                              "token classification: no model class"))
 
 
 @lru_cache(maxsize=None)
@@ -281,9 +278,7 @@ class TokenClassification(Task):
         errors: Counter = Counter()
         for tokens, row in zip(outputs, rows):
             predicted = self.spans(tokens)
-            # keyed as seqeval names types: an untyped span (segmentation's words) is "W", as in _iob
-            found = span_errors(row.label or [], predicted)
-            errors.update({(kind or "W", error): n for (kind, error), n in found.items()})
+            errors.update(span_errors(row.label or [], predicted))
             # seqeval over characters in IOB2, whatever the scheme: strict span matching of type and bounds.
             g = spans_to_tags(len(row.text), row.label or [], "BIO")
             p = spans_to_tags(len(row.text), predicted, "BIO")
