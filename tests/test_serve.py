@@ -102,6 +102,39 @@ def test_micro_batching_returns_each_caller_its_own_results(model_dir):
     assert len(threads) == 1 and threading.get_ident() not in threads, "one model thread, not the event loop's"
 
 
+def test_a_steady_load_is_batched_without_waiting_out_the_window():
+    """Once as many texts as in the last batch are queued, the batch goes: the same clients coming back
+    must not leave the model idle for ``batch_wait_ms`` (here a minute: waiting it out fails the test)."""
+    from langbert.serve import MicroBatcher
+
+    class Echo:
+        def predict(self, texts, pairs=None):
+            calls.append(list(texts))
+            return [{"label": t} for t in texts]
+
+    calls: list[list[str]] = []
+    limits = ServeLimits(batch_wait_ms=50)
+    batcher = MicroBatcher(Echo(), limits)
+
+    async def round_of(texts):
+        return await asyncio.gather(*[batcher.predict([t], None) for t in texts])
+
+    async def run():
+        batcher.start()
+        try:
+            first = await round_of(["a", "b", "c"])  # no history yet: the 50 ms window closes it
+            limits.batch_wait_ms = 60_000
+            second = await asyncio.wait_for(round_of(["d", "e", "f"]), timeout=20)
+        finally:
+            await batcher.stop()
+        return first, second
+
+    first, second = asyncio.run(run())
+    assert first == [[{"label": "a"}], [{"label": "b"}], [{"label": "c"}]]
+    assert second == [[{"label": "d"}], [{"label": "e"}], [{"label": "f"}]]
+    assert calls == [["a", "b", "c"], ["d", "e", "f"]]
+
+
 def test_load_test_client_against_a_real_server(model_dir):
     """langbert.loadtest over real sockets: every request answered, errors counted when they are errors."""
     import socket

@@ -349,7 +349,9 @@ def _serve_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--api-key", default=None, help="require 'Authorization: Bearer KEY' (or set LANGBERT_API_KEY)")
     p.add_argument("--max-texts", type=int, default=64)
     p.add_argument("--max-chars", type=int, default=5000)
-    p.add_argument("--batch-wait-ms", type=float, default=5.0)
+    p.add_argument("--batch-wait-ms", type=float, default=5.0,
+                   help="how long a micro-batch waits for more requests; it goes sooner once it holds as many "
+                        "texts as the last batch did")
     _predictor_flags(p)
 
 

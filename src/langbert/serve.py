@@ -3,7 +3,8 @@
 Secure by default: binds 127.0.0.1, optional bearer token (``--api-key`` or ``LANGBERT_API_KEY``), the
 request body is capped before it is parsed, and only safetensors/ONNX are loaded (no pickles, no
 ``trust_remote_code``). Concurrent requests are micro-batched: texts that arrive within ``batch_wait_ms``
-run as one batch, and each caller gets its own results, in order.
+run as one batch (sooner once it holds as many texts as the last one), and each caller gets its own
+results, in order.
 """
 
 from __future__ import annotations
@@ -39,6 +40,9 @@ class MicroBatcher:
 
     def __init__(self, predictor: Predictor, limits: ServeLimits):
         self.predictor, self.limits = predictor, limits
+        # Texts in the last batch: under steady load the same clients come back, so once as many texts as
+        # last time are here the batch goes without waiting out ``batch_wait_ms`` (the model would idle).
+        self.last_size = limits.max_batch
         self.queue: asyncio.Queue | None = None
         self.task: asyncio.Task | None = None
         self.worker: ThreadPoolExecutor | None = None
@@ -69,15 +73,19 @@ class MicroBatcher:
             size = len(jobs[0][0])
             deadline = loop.time() + self.limits.batch_wait_ms / 1000
             while size < self.limits.max_batch:
-                timeout = deadline - loop.time()
-                if timeout <= 0:
-                    break
-                try:
-                    job = await asyncio.wait_for(self.queue.get(), timeout)
-                except asyncio.TimeoutError:
-                    break
+                if not self.queue.empty():  # what is already here always goes
+                    job = self.queue.get_nowait()
+                else:
+                    timeout = deadline - loop.time()
+                    if size >= self.last_size or timeout <= 0:
+                        break
+                    try:
+                        job = await asyncio.wait_for(self.queue.get(), timeout)
+                    except asyncio.TimeoutError:
+                        break
                 jobs.append(job)
                 size += len(job[0])
+            self.last_size = size
             # Pairs and single texts cannot share a batch: group by kind.
             for with_pairs in (False, True):
                 group = [j for j in jobs if (j[1] is not None) == with_pairs]
