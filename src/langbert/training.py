@@ -26,6 +26,7 @@ from .evaluation import write_reports
 from .hardware import use_bf16
 from .predict import Predictor
 from .tasks import Task, create_task
+from .tasks.heads import checkpoint_order
 from .tasks.pooling import resolve_pooling
 
 logger = logging.getLogger(__name__)
@@ -202,6 +203,7 @@ def train(config: TrainConfig, callbacks: Sequence[TrainerCallback] = (), splits
     model_path = resolve_model(config.model)
 
     task, splits = prepare_task(config, splits)
+    task.labels = checkpoint_order(task.labels, model_path)  # before encoding: targets are label indices
     tokenizer = AutoTokenizer.from_pretrained(model_path)
     if not getattr(tokenizer, "is_fast", False):
         raise ConfigError(f"{config.model}: langbert needs a fast (Rust) tokenizer for character offsets")

@@ -12,6 +12,7 @@ from ..data.rows import Row
 from ..errors import ConfigError, DataError
 from ..evaluation import Report, multi_label_report, regression_report, single_label_report
 from .base import Task, register_task
+from .heads import from_pretrained_for_finetuning
 from .pooling import POOLING_KEY, POOLINGS, mean_pooled_class
 
 
@@ -53,16 +54,16 @@ class SequenceClassificationTask(Task):
             overrides = {"hidden_dropout_prob": dropout, "attention_probs_dropout_prob": dropout, "classifier_dropout": dropout}
         config = AutoConfig.from_pretrained(
             name_or_path,
-            num_labels=self.num_outputs(),
             id2label=dict(enumerate(self.labels)) if self.labels else {0: "score"},
             label2id={label: i for i, label in enumerate(self.labels)} if self.labels else {"score": 0},
             problem_type=self.problem_type,
             **overrides,
         )
+        model_class = AutoModelForSequenceClassification
         if self.pooling == "mean":
             setattr(config, POOLING_KEY, "mean")
-            return mean_pooled_class(config).from_pretrained(name_or_path, config=config)
-        return AutoModelForSequenceClassification.from_pretrained(name_or_path, config=config)
+            model_class = mean_pooled_class(config)
+        return from_pretrained_for_finetuning(model_class, name_or_path, config, self.head_modules())[0]
 
     def load_model(self, path: str) -> Any:
         from transformers import AutoModelForSequenceClassification

@@ -28,6 +28,7 @@ from ..errors import ConfigError, DataError
 from ..evaluation import Report
 from .base import Task, model_class_for, register_task
 from .crf import CRF
+from .heads import from_pretrained_for_finetuning
 
 CRF_FILE = "crf.safetensors"
 
@@ -105,10 +106,17 @@ class TokenClassification(Task):
 
         overrides = {"hidden_dropout_prob": dropout, "attention_probs_dropout_prob": dropout,
                      "classifier_dropout": dropout} if dropout is not None else {}
-        config = AutoConfig.from_pretrained(name_or_path, num_labels=len(self.labels), id2label=dict(enumerate(self.labels)),
+        config = AutoConfig.from_pretrained(name_or_path, id2label=dict(enumerate(self.labels)),
                                             label2id={t: i for i, t in enumerate(self.labels)}, **overrides)
-        model = AutoModelForTokenClassification.from_pretrained(name_or_path, config=config)
-        return self._attach_crf(model)
+        model_class = _crf_keys_expected(config) if self.crf else AutoModelForTokenClassification
+        model, carried_on = from_pretrained_for_finetuning(model_class, name_or_path, config, ["classifier"])
+        model = self._attach_crf(model)
+        if self.crf and carried_on and (Path(name_or_path) / CRF_FILE).is_file():
+            # The transitions were learned for these tags too: they carry on with the emissions.
+            from safetensors.torch import load_file
+
+            model.crf.load_state_dict(load_file(str(Path(name_or_path) / CRF_FILE)))
+        return model
 
     def load_model(self, path: str) -> Any:
         from transformers import AutoModelForTokenClassification
