@@ -115,7 +115,9 @@ def test_pretraining_resumes(tmp_path, tiny_model_dir):
         module.LangbertTrainer.__init__ = original
     assert not (tmp_path / "pt" / "langbert.json").exists()
     out = pretrain(_config(tmp_path, tiny_model_dir, corpus, resume=True))
-    assert json.loads((out / "langbert.json").read_text())["steps"] == 12
+    meta = json.loads((out / "langbert.json").read_text())
+    assert meta["steps"] == 12
+    assert meta["heldout_perplexity"]["before"] > meta["heldout_perplexity"]["after"]  # measured before the crash
 
 
 def test_a_time_budget_becomes_a_step_plan_that_ends_with_a_decayed_learning_rate(tmp_path, tiny_model_dir,

@@ -143,7 +143,16 @@ def pretrain(cfg: PretrainConfig) -> Path:
                               masked_only=masked_only)
     trainer.keep_checkpoints = 1
 
-    before = _perplexity(trainer) if eval_set and resume_from is None else None
+    # Measured once, before any step, and kept beside the checkpoints: a resumed run reports it too.
+    before_file = checkpoint_dir / "perplexity_before.json"
+    before = None
+    if eval_set and resume_from is None:
+        before = _perplexity(trainer)
+        if trainer.is_world_process_zero():
+            checkpoint_dir.mkdir(parents=True, exist_ok=True)
+            before_file.write_text(json.dumps(before))
+    elif eval_set and before_file.is_file():
+        before = json.loads(before_file.read_text())
     trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     after = _perplexity(trainer) if eval_set else None
 
