@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -83,3 +84,19 @@ def watch_first_encoder_layer(model) -> tuple[list[tuple[int, ...]], object]:
     layer = next(m for m in model.modules() if isinstance(getattr(m, "layer", None), torch.nn.ModuleList)).layer[0]
     shapes: list[tuple[int, ...]] = []
     return shapes, layer.register_forward_pre_hook(lambda module, args: shapes.append(tuple(args[0].shape)))
+
+
+@contextmanager
+def transformers_warnings():
+    """Warnings logged by transformers (its logger does not propagate to pytest's caplog)."""
+    import logging
+
+    messages: list[str] = []
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = lambda record: messages.append(record.getMessage())
+    logger = logging.getLogger("transformers")
+    logger.addHandler(handler)
+    try:
+        yield messages
+    finally:
+        logger.removeHandler(handler)

@@ -65,6 +65,15 @@ class LangbertTrainer(Trainer):
         self.model_accepts_loss_kwargs = False
         self.loss_is_scaled_for_ga = False
 
+    def _issue_warnings_after_load(self, load_result: Any) -> None:
+        # HF 5 matches missing keys against _keys_to_ignore_on_save, which tied models no longer set: every
+        # resumed masked-LM run warned that its decoder, tied to the embeddings and so never saved, was missing.
+        tied = set(getattr(self.model, "_tied_weights_keys", None) or ())
+        if load_result.missing_keys and set(load_result.missing_keys) <= tied:
+            self.model.tie_weights()
+            load_result = load_result._replace(missing_keys=[])
+        super()._issue_warnings_after_load(load_result)
+
     def create_optimizer(self, model: Any = None) -> Any:
         optimizer = super().create_optimizer(model)
         if getattr(self, "_lr_groups_split", False):  # HF calls this again on resume; split once

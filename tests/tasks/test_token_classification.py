@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import json
-from contextlib import contextmanager
 
 import pytest
 import torch
@@ -15,7 +14,7 @@ from langbert.data.spans import spans_to_tags, tags_to_spans
 from langbert.errors import DataError
 from langbert.tasks import create_task
 from langbert.tasks.crf import CRF, allowed_transitions
-from tests.conftest import tiny_train_config, write_jsonl
+from tests.conftest import tiny_train_config, transformers_warnings, write_jsonl
 
 NER = [
     ("我在北京发布了", [(2, 4, "LOC")]),
@@ -31,22 +30,6 @@ def _rows(tmp_path):
     return write_jsonl(tmp_path / "ner.jsonl", [{"text": t, "entities": [list(s) for s in e]} for t, e in NER])
 
 
-@contextmanager
-def _transformers_warnings():
-    """Warnings logged by transformers (its logger does not propagate to pytest's caplog)."""
-    import logging
-
-    messages: list[str] = []
-    handler = logging.Handler(logging.WARNING)
-    handler.emit = lambda record: messages.append(record.getMessage())
-    logger = logging.getLogger("transformers")
-    logger.addHandler(handler)
-    try:
-        yield messages
-    finally:
-        logger.removeHandler(handler)
-
-
 @pytest.mark.parametrize("crf", [False, True])
 def test_ner_overfits_and_reloads(tmp_path, tiny_model_dir, crf):
     path = _rows(tmp_path)
@@ -54,7 +37,7 @@ def test_ner_overfits_and_reloads(tmp_path, tiny_model_dir, crf):
                                eval_steps=75, dropout=0.0, learning_rate=5e-3)
     out = train(config)
     texts = [t for t, _ in NER]
-    with _transformers_warnings() as warnings:
+    with transformers_warnings() as warnings:
         first = Predictor.load(out).predict(texts)
     # A saved model loads as saved: no HF load report (it listed the CRF's keys as UNEXPECTED).
     assert not [w for w in warnings if "LOAD REPORT" in w]
