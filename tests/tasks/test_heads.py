@@ -86,3 +86,17 @@ def test_a_crf_carries_on_with_its_emissions(tmp_path, tiny_model_dir):
     assert old["transitions"].abs().max() > 0.1  # trained, not the initial scores
     texts = [t for t, _ in NER]
     assert Predictor.load(again).predict(texts) == Predictor.load(first).predict(texts)
+
+
+def test_a_body_that_does_not_fit_its_config_is_refused(tmp_path, sentiment_model):
+    from langbert.errors import ConfigError
+    from langbert.tasks import create_task
+
+    broken = tmp_path / "broken"
+    _reversed_copy(sentiment_model, broken)
+    weights = load_file(str(broken / "model.safetensors"))
+    weights["bert.pooler.dense.bias"] = torch.zeros(7)
+    save_file(weights, str(broken / "model.safetensors"), metadata={"format": "pt"})
+    task = create_task("text-classification", labels=["neg", "pos"])
+    with pytest.raises(ConfigError, match="bert.pooler.dense.bias"):
+        task.build_model(str(broken))

@@ -14,6 +14,8 @@ from typing import Any, Sequence
 
 import torch
 
+from ..errors import ConfigError
+
 logger = logging.getLogger(__name__)
 
 
@@ -37,6 +39,9 @@ def from_pretrained_for_finetuning(model_class: Any, path: str, config: Any, hea
     saved = checkpoint_output_names(path)
     model, info = model_class.from_pretrained(path, config=config, ignore_mismatched_sizes=True,
                                               output_loading_info=True)
+    body_mismatch = sorted(k for k, *_ in info["mismatched_keys"] if k.split(".")[0] not in heads)
+    if body_mismatch:  # only a head may differ in shape: a body that does is a broken checkpoint
+        raise ConfigError(f"{path}: weights do not fit the model's own config: {body_mismatch[:5]}")
     head_params = [n for n, _ in model.named_parameters() if n.split(".")[0] in heads]
     in_checkpoint = [n for n in head_params if n not in info["missing_keys"]]
     if not in_checkpoint:

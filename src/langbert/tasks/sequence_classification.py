@@ -43,9 +43,6 @@ class SequenceClassificationTask(Task):
     def state(self) -> dict[str, Any]:
         return {**super().state(), "pooling": self.pooling}
 
-    def num_outputs(self) -> int:
-        return len(self.labels)
-
     def build_model(self, name_or_path: str, dropout: float | None = None) -> Any:
         from transformers import AutoConfig, AutoModelForSequenceClassification
 
@@ -223,9 +220,6 @@ class Regression(SequenceClassificationTask):
     description = "one real value per text or pair (MSE; Pearson and Spearman)"
     default_metric = "pearson"
     problem_type = "regression"
-
-    def num_outputs(self) -> int:
-        return 1
 
     def parse_label(self, raw: Any) -> float:
         try:
