@@ -43,6 +43,12 @@ def _crf_keys_expected(config: Any) -> type:
                                               "token classification: no model class"))
 
 
+def _saved_crf(path: str | Path) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    return load_file(str(Path(path) / CRF_FILE))
+
+
 @lru_cache(maxsize=None)
 def _ignoring_crf_keys(base: type) -> type:
     # Same name: save_pretrained records it as the architecture, which the Auto classes must still find.
@@ -109,13 +115,11 @@ class TokenClassification(Task):
         config = AutoConfig.from_pretrained(name_or_path, id2label=dict(enumerate(self.labels)),
                                             label2id={t: i for i, t in enumerate(self.labels)}, **overrides)
         model_class = _crf_keys_expected(config) if self.crf else AutoModelForTokenClassification
-        model, carried_on = from_pretrained_for_finetuning(model_class, name_or_path, config, ["classifier"])
+        model, carried_on = from_pretrained_for_finetuning(model_class, name_or_path, config, self.head_modules())
         model = self._attach_crf(model)
         if self.crf and carried_on and (Path(name_or_path) / CRF_FILE).is_file():
             # The transitions were learned for these tags too: they carry on with the emissions.
-            from safetensors.torch import load_file
-
-            model.crf.load_state_dict(load_file(str(Path(name_or_path) / CRF_FILE)))
+            model.crf.load_state_dict(_saved_crf(name_or_path))
         return model
 
     def load_model(self, path: str) -> Any:
@@ -129,13 +133,12 @@ class TokenClassification(Task):
             return model
         if not self.crf:
             return AutoModelForTokenClassification.from_pretrained(path, use_safetensors=True)
-        from safetensors.torch import load_file
         from transformers import AutoConfig
 
         config = AutoConfig.from_pretrained(path)
         model = _crf_keys_expected(config).from_pretrained(path, config=config, use_safetensors=True)
         model = self._attach_crf(model)
-        model.crf.load_state_dict(load_file(str(Path(path) / CRF_FILE)))
+        model.crf.load_state_dict(_saved_crf(path))
         return model
 
     def _attach_crf(self, model: Any) -> Any:
@@ -164,10 +167,8 @@ class TokenClassification(Task):
 
     def attach_exported(self, model: Any, path: str) -> None:
         if self.crf:
-            from safetensors.torch import load_file
-
             crf = CRF(self.labels, self.scheme)
-            crf.load_state_dict(load_file(str(Path(path) / CRF_FILE)))
+            crf.load_state_dict(_saved_crf(path))
             model.crf = self._crf_module = crf
 
     def save_extra(self, model: Any, out: str | Path) -> None:
