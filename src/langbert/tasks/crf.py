@@ -79,6 +79,8 @@ class CRF(nn.Module):
     @torch.no_grad()
     def viterbi(self, emissions: torch.Tensor, mask: torch.Tensor) -> list[list[int]]:
         start, trans, end = self._scores()
+        # Evaluation hands over emissions gathered on the CPU while the CRF sits on the GPU.
+        emissions, mask = emissions.to(start.device), mask.to(start.device)
         score = start + emissions[:, 0]
         history = []
         for t in range(1, emissions.shape[1]):
