@@ -218,7 +218,8 @@ def train(config: TrainConfig, callbacks: Sequence[TrainerCallback] = (), splits
         raise ConfigError(f"{config.model}: langbert needs a fast (Rust) tokenizer for character offsets")
     train_set = FeatureDataset(task.encode(splits.train, tokenizer, config.max_length))
     dev_set = FeatureDataset(task.encode(splits.dev, tokenizer, config.max_length))
-    _log_truncation(train_set, config.max_length, "train")
+    if not task.windowed:  # a windowed task reads a long text in overlapping windows: nothing is cut
+        _log_truncation(train_set, config.max_length, "train")
 
     torch.manual_seed(config.seed)  # the new head's initialisation is part of the run's identity
     model = task.build_model(model_path, dropout=config.dropout)

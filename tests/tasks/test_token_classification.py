@@ -106,6 +106,40 @@ def test_sliding_windows_find_an_entity_across_a_border_once(tiny_model_dir):
     assert [s for s, _, _ in tokens[0]] == list(range(len(text))), "every character exactly once"
 
 
+class _DropsLastWindow:
+    """A tokenizer as tokenizers 0.23.1-0.23.2 behave (huggingface/tokenizers#2091): overflow cut short."""
+
+    def __init__(self, tokenizer):
+        self.tokenizer = tokenizer
+
+    def __getattr__(self, name):
+        return getattr(self.tokenizer, name)
+
+    def __call__(self, texts, **kwargs):
+        enc = self.tokenizer(texts, **kwargs)
+        if not kwargs.get("return_overflowing_tokens"):
+            return enc
+        rows = enc["overflow_to_sample_mapping"]
+        keep = [w for w in range(len(rows)) if w + 1 < len(rows) and rows[w + 1] == rows[w] or rows.count(rows[w]) == 1]
+        return {k: [v[w] for w in keep] for k, v in enc.items()}
+
+
+def test_windows_that_stop_before_the_text_does_are_refused(tiny_model_dir):
+    from transformers import AutoTokenizer
+
+    from langbert.data.rows import Row
+    from langbert.errors import LangbertError
+
+    rows = [Row(text="短句", label=[]), Row(text="我" * 13 + "北京" + "你" * 27, label=[(13, 15, "LOC")],
+                                          source="ner.jsonl", line=2)]
+    task = create_task("token-classification", stride=4)
+    task.fit(rows)
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    assert len(task.encode(rows, tok, 16)) > 4  # a working tokenizer passes the check
+    with pytest.raises(LangbertError, match=r"ner.jsonl, line 2: .*stop at character 34 of .* 42.*tokenizers#2091"):
+        task.encode(rows, _DropsLastWindow(tok), 16)
+
+
 def test_crf_log_likelihood_matches_brute_force():
     torch.manual_seed(0)
     tags = ["O", "B-X", "I-X"]
