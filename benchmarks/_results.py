@@ -7,13 +7,15 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import os
 import platform
 import shlex
 import sys
 from pathlib import Path
 
 HERE = Path(__file__).parent
-RESULTS = HERE / "results"
+# Concurrent runs of one script (benchmarks/gpu_session.py) each write their own folder.
+RESULTS = Path(os.environ.get("LANGBERT_BENCH_RESULTS") or HERE / "results")
 
 
 def command_line() -> str:
@@ -99,7 +101,7 @@ def regenerate() -> Path:
         if notes.exists():
             lines += ["", notes.read_text(encoding="utf-8").strip()]
         lines.append("")
-    out = HERE / "RESULTS.md"
+    out = RESULTS.parent / "RESULTS.md"
     out.write_text("\n".join(lines), encoding="utf-8")
     return out
 
