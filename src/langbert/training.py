@@ -55,7 +55,7 @@ class LangbertTrainer(Trainer):
     lr_scales: Sequence[tuple[list[Any], float]] = ()
     """(parameters, multiple of the learning rate) pairs, each moved into parameter groups of its own."""
 
-    def __init__(self, *args: Any, **kwargs: Any):
+    def __init__(self, *args: Any, compute_loss_func: Any = None, **kwargs: Any):
         super().__init__(*args, **kwargs)
         # Every langbert loss is a per-batch mean: the models' own (BERT-family heads take **kwargs but
         # ignore num_items_in_batch), the CRF's, the masked-only MLM's. HF would take any of them as
@@ -64,6 +64,19 @@ class LangbertTrainer(Trainer):
         # SGD do not). Stated once here: no model gets num_items_in_batch, every loss is divided.
         self.model_accepts_loss_kwargs = False
         self.loss_is_scaled_for_ga = False
+        # A task's own loss (CRF, masked-only MLM) is applied in compute_loss below, not handed to HF as
+        # compute_loss_func: HF 5.17 never divides such a loss by the accumulation steps
+        # (loss_is_scaled_for_ga came later), so the division above would not hold there.
+        self.batch_mean_loss = compute_loss_func
+
+    def compute_loss(self, model: Any, inputs: dict, return_outputs: bool = False, num_items_in_batch: Any = None):
+        if self.batch_mean_loss is None or "labels" not in inputs:
+            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+        inputs = dict(inputs)
+        labels = inputs.pop("labels")
+        outputs = model(**inputs)
+        loss = self.batch_mean_loss(outputs, labels)
+        return (loss, outputs) if return_outputs else loss
 
     def _issue_warnings_after_load(self, load_result: Any) -> None:
         # HF 5 matches missing keys against _keys_to_ignore_on_save, which tied models no longer set: every
