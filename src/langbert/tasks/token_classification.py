@@ -339,8 +339,9 @@ def _check_windows_cover(rows: Sequence[Row], enc: Any, tokenizer: Any, max_leng
             where = f"{row.source}, line {row.line}: " if row.source else ""
             raise LangbertError(
                 f"{where}the tokenizer's windows stop at character {reach[r]} of a text whose tokens run to "
-                f"{end}; the rest would get no tag (installed: tokenizers {tokenizers.__version__}; 0.23.1 and 0.23.2 "
-                "drop overflow windows, huggingface/tokenizers#2091: pip install 'tokenizers!=0.23.1,!=0.23.2')")
+                f"{end}; the rest would get no tag (installed: tokenizers {tokenizers.__version__}; 0.23.1 and "
+                "0.23.2 drop overflow windows, huggingface/tokenizers#2091: "
+                "pip install 'tokenizers!=0.23.1,!=0.23.2')")
 
 
 def _iob(tag: str) -> str:
