@@ -176,3 +176,20 @@ def test_the_app_serves_again_after_a_restart(model_dir):
         with TestClient(app) as c:
             r = c.post("/predict", json={"texts": ["很好很喜欢"]})
             assert r.status_code == 200 and r.json()["predictions"][0]["label"] == "pos"
+
+
+def test_the_model_is_loaded_on_a_thread_that_is_gone_before_serving(model_dir, monkeypatch):
+    # A thread that ran torch keeps its OpenMP team: loaded on the event loop's thread, the model left a
+    # second team beside the model thread's, and libgomp then throttles both (see load_off_main_thread).
+    loaders = []
+    real_load = Predictor.load.__func__
+
+    def load(cls, *args, **kwargs):
+        loaders.append(threading.current_thread())
+        return real_load(cls, *args, **kwargs)
+
+    monkeypatch.setattr(Predictor, "load", classmethod(load))
+    app = create_app(model_dir)
+    assert len(loaders) == 1 and loaders[0] is not threading.main_thread() and not loaders[0].is_alive()
+    with TestClient(app) as c:
+        assert c.post("/predict", json={"texts": ["很好很喜欢"]}).json()["predictions"][0]["label"] == "pos"
