@@ -3,8 +3,9 @@
 (a) HF Trainer as a user sets it up (DataCollatorWithPadding, default arguments), (b) HF Trainer at its
 best (group_by_length, bf16), (c) `langbert train` with its defaults. Same model (embedded MiniLM as-is),
 same rows, batch size and steps (``--epochs``, default one; the as-is model needs a few hundred steps
-before its dev accuracy says anything: at ~100 steps three seeds of it spread from 54% to 66%). MFU is against the bf16 matmul peak measured in this run, and against the faster of the bf16 and fp32
-peaks (on CPUs without native bf16, fp32 is the real ceiling and langbert's default stays in fp32).
+before its dev accuracy says anything: at ~100 steps three seeds of it spread from 54% to 66%). MFU is
+against the bf16 matmul peak measured in this run, and against the faster of the bf16 and fp32 peaks (on
+CPUs without native bf16, fp32 is the real ceiling and langbert's default stays in fp32).
 
     python benchmarks/throughput.py [--samples 3200] [--epochs 1]
 """
@@ -41,7 +42,7 @@ def matmul_peak(dtype: torch.dtype, n: int = 2048, repeats: int = 20) -> float:
     return 2 * n**3 * repeats / (time.perf_counter() - start)
 
 
-def hf_trainer(rows, dev, best: bool, work: Path, epochs: float) -> tuple[float, float]:
+def hf_trainer(rows, dev, best: bool, work: Path, epochs: int) -> tuple[float, float]:
     from transformers import (AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding, Trainer,
                               TrainingArguments)
 
@@ -70,7 +71,8 @@ def hf_trainer(rows, dev, best: bool, work: Path, epochs: float) -> tuple[float,
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--samples", type=int, default=3200)
-    p.add_argument("--epochs", type=float, default=1.0)
+    # Whole epochs: the real tokens trained on are then exactly real_tokens * epochs.
+    p.add_argument("--epochs", type=int, default=1)
     p.add_argument("--work", default="benchmarks/work/throughput")
     args = p.parse_args()
     logging.basicConfig(level=logging.WARNING)
