@@ -151,8 +151,11 @@ class Predictor:
         full = [rows[i] for i, f in enumerate(features) if len(f["input_ids"]) >= self.max_length]
         if not full:
             return
+        # verbose=False: transformers' own "will result in indexing errors" is wrong here (the model gets
+        # the truncated features); the warning below says what does happen.
         lengths = self.tokenizer([r.text for r in full], [r.pair for r in full] if full[0].pair else None,
-                                 truncation=False, add_special_tokens=True, return_length=True)["length"]
+                                 truncation=False, add_special_tokens=True, return_length=True,
+                                 verbose=False)["length"]
         over = sum(n > self.max_length for n in lengths)
         if over:
             warnings.warn(f"{over} of {len(rows)} texts exceed max_length={self.max_length} tokens and are "
