@@ -176,6 +176,17 @@ def test_viterbi_never_emits_o_then_i():
     assert not allowed[0, 3] and allowed[0, 1] and allowed[2, 3] and not allowed[3, 1]
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU: the CRF on it, the emissions on the CPU")
+def test_viterbi_decodes_cpu_emissions_with_the_crf_on_a_gpu():
+    # The Trainer gathers dev logits on the CPU for compute_metrics while the model (and its CRF) stays on
+    # the GPU: the first evaluation of a --crf run on CUDA once stopped with a device mismatch.
+    tags = ["O", "B-X", "I-X"]
+    emissions = torch.tensor([[[0.0, 5, 0], [0, 0, 9.0], [5.0, 0, 0]]])
+    mask = torch.ones(1, 3, dtype=torch.bool)
+    on_gpu = CRF(tags, "BIO").to("cuda")
+    assert on_gpu.viterbi(emissions, mask) == CRF(tags, "BIO").viterbi(emissions, mask) == [[1, 2, 0]]
+
+
 def test_spans_tags_round_trip_and_repair():
     spans = [(0, 2, "LOC"), (3, 4, "PER")]
     assert tags_to_spans(spans_to_tags(5, spans, "BIO"), "BIO") == spans
