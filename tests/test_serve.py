@@ -62,9 +62,25 @@ def test_malformed_and_oversized_bodies(client):
     assert r.status_code == 413 and "body over" in r.json()["detail"]
 
 
+def test_predict_errors_read_like_fastapis_and_the_endpoint_is_documented(client):
+    r = client.post("/predict", json={"text": ["好"]})
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "texts"]
+    r = client.get("/predict")
+    assert r.status_code == 405 and r.headers["allow"] == "POST"
+    schema = client.get("/openapi.json").json()
+    assert schema["paths"]["/predict"]["post"]["requestBody"]["content"]["application/json"]["schema"] == \
+        {"$ref": "#/components/schemas/PredictRequest"}
+    assert "texts" in schema["components"]["schemas"]["PredictRequest"]["properties"]
+    assert {"/health", "/metadata"} <= set(schema["paths"])
+
+
 def test_bearer_token_required_when_set(model_dir):
     with TestClient(create_app(model_dir, api_key="s3cret")) as c:
         assert c.post("/predict", json={"texts": ["好"]}).status_code == 401
+        refused = c.post("/predict", content=b"{not json", headers={"Authorization": "Bearer s3cre"})
+        assert refused.status_code == 401 and refused.headers["www-authenticate"] == "Bearer"  # before parsing
+        assert c.post("/predict", json={"texts": ["好"]}, headers={"Authorization": "Basic s3cret"}).status_code == 401
+        assert c.get("/openapi.json").json()["paths"]["/predict"]["post"]["security"] == [{"HTTPBearer": []}]
         assert c.get("/metadata", headers={"Authorization": "Bearer nope"}).status_code == 401
         ok = c.post("/predict", json={"texts": ["好"]}, headers={"Authorization": "Bearer s3cret"})
         assert ok.status_code == 200

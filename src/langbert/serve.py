@@ -4,19 +4,22 @@ Secure by default: binds 127.0.0.1, optional bearer token (``--api-key`` or ``LA
 request body is capped before it is parsed, and only safetensors/ONNX are loaded (no pickles, no
 ``trust_remote_code``). Concurrent requests are micro-batched: texts that arrive within ``batch_wait_ms``
 run as one batch (sooner once it holds as many texts as the last one), and each caller gets its own
-results, in order.
+results, in order. ``POST /predict`` is plain ASGI in front of FastAPI (``PredictEndpoint``: under load
+the event loop's time per request is time the model waits); ``/health``, ``/metadata`` and the OpenAPI
+schema are FastAPI's.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hmac
+import json
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
 from .predict import Predictor
 
@@ -149,6 +152,72 @@ class BodyCap:
         await JSONResponse({"detail": f"body over {self.max_bytes} bytes"}, status_code=413)(scope, receive, send)
 
 
+class PredictEndpoint:
+    """``POST /predict`` as plain ASGI, ahead of FastAPI's router; every other request passes through.
+
+    Under load the event loop's time per request is time the model waits: 32 clients answered at once
+    come back at once, and the next micro-batch cannot go until their requests are parsed. Routed through
+    FastAPI (dependency solving, body field validation, its middleware stack) the endpoint cost ~300 us a
+    request here, against ~60 us for this (a stub model on 2 cores: 3,100-5,400 against 12,000-17,600
+    requests/s); the same checks run, in pydantic's compiled validator. Auth comes before the body is
+    parsed; the body arrives already capped by ``BodyCap``."""
+
+    def __init__(self, app: Any, batcher: MicroBatcher, limits: ServeLimits, api_key: str | None):
+        self.app, self.batcher, self.limits, self.api_key = app, batcher, limits, api_key
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["path"] != "/predict":
+            return await self.app(scope, receive, send)
+        if scope["method"] != "POST":
+            return await send_json(send, 405, {"detail": "Method Not Allowed"}, [(b"allow", b"POST")])
+        if self.api_key and not self._authorised(scope):
+            return await send_json(send, 401, {"detail": "missing or wrong bearer token"},
+                                   [(b"www-authenticate", b"Bearer")])
+        body, more = b"", True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return None
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+        try:
+            request = PredictRequest.model_validate_json(body)
+        except ValidationError as exc:  # FastAPI's shape: a list of errors located in the body
+            errors = [{**e, "loc": ["body", *e["loc"]]} for e in exc.errors(include_url=False)]
+            return await send_json(send, 422, {"detail": errors})
+        refused = self._refusal(request)
+        if refused:
+            return await send_json(send, *refused)
+        return await send_json(send, 200, {"predictions": await self.batcher.predict(request.texts, request.pairs)})
+
+    def _authorised(self, scope: dict) -> bool:
+        header = dict(scope.get("headers") or []).get(b"authorization", b"").decode("latin-1")
+        scheme, _, token = header.partition(" ")
+        return scheme.lower() == "bearer" and hmac.compare_digest(token.strip(), self.api_key)
+
+    def _refusal(self, request: PredictRequest) -> tuple[int, dict] | None:
+        limits = self.limits
+        if len(request.texts) > limits.max_texts:
+            return 413, {"detail": f"{len(request.texts)} texts; at most {limits.max_texts} per request"}
+        for i, text in enumerate(request.texts):
+            if len(text) > limits.max_chars:
+                return 422, {"detail": f"texts[{i}] has {len(text)} characters; at most {limits.max_chars}"}
+            if not text.strip():
+                return 422, {"detail": f"texts[{i}] is empty"}
+        if request.pairs is not None and len(request.pairs) != len(request.texts):
+            return 422, {"detail": f"{len(request.texts)} texts but {len(request.pairs)} pairs"}
+        return None
+
+
+async def send_json(send: Any, status: int, payload: Any, headers: list[tuple[bytes, bytes]] = ()) -> None:
+    """A JSON response as Starlette's ``JSONResponse`` renders it (UTF-8, no NaN), in two ASGI messages."""
+    body = json.dumps(payload, ensure_ascii=False, allow_nan=False, separators=(",", ":"), default=str).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                            *headers]})
+    await send({"type": "http.response.body", "body": body})
+
+
 def load_off_main_thread(model_dir: str, **options: Any) -> Predictor:
     """``Predictor.load`` on a thread that exits once the model is loaded.
 
@@ -166,7 +235,6 @@ def create_app(model_dir: str, api_key: str | None = None, limits: ServeLimits |
     from contextlib import asynccontextmanager
 
     from fastapi import Depends, FastAPI, HTTPException
-    from fastapi.responses import JSONResponse
     from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
     limits = limits or ServeLimits()
@@ -190,7 +258,10 @@ def create_app(model_dir: str, api_key: str | None = None, limits: ServeLimits |
 
     guarded = [Depends(authorised)] if api_key else []
 
+    # Added first, so it runs inside BodyCap (the last added is the outermost).
+    app.add_middleware(PredictEndpoint, batcher=batcher, limits=limits, api_key=api_key)
     app.add_middleware(BodyCap, max_bytes=limits.max_body_bytes)
+    document_predict(app, secured=bool(api_key))
 
     @app.get("/health")
     async def health() -> dict:
@@ -203,21 +274,34 @@ def create_app(model_dir: str, api_key: str | None = None, limits: ServeLimits |
                 "metrics": meta.get("metrics"), "format": meta.get("format", {"name": "safetensors"}),
                 "limits": limits.__dict__}
 
-    @app.post("/predict", dependencies=guarded)
-    async def predict(body: PredictRequest) -> dict:
-        if len(body.texts) > limits.max_texts:
-            raise HTTPException(413, f"{len(body.texts)} texts; at most {limits.max_texts} per request")
-        for i, text in enumerate(body.texts):
-            if len(text) > limits.max_chars:
-                raise HTTPException(422, f"texts[{i}] has {len(text)} characters; at most {limits.max_chars}")
-            if not text.strip():
-                raise HTTPException(422, f"texts[{i}] is empty")
-        if body.pairs is not None and len(body.pairs) != len(body.texts):
-            raise HTTPException(422, f"{len(body.texts)} texts but {len(body.pairs)} pairs")
-        # A ready response skips FastAPI's jsonable_encoder walk over every prediction.
-        return JSONResponse({"predictions": await batcher.predict(body.texts, body.pairs)})
-
     return app
+
+
+def document_predict(app: Any, secured: bool) -> None:
+    """Put ``POST /predict`` (served by ``PredictEndpoint``, not a FastAPI route) in the OpenAPI schema."""
+    original = app.openapi
+
+    def openapi() -> dict:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = original()
+        schema.setdefault("components", {}).setdefault("schemas", {})["PredictRequest"] = \
+            PredictRequest.model_json_schema()
+        operation = {
+            "summary": "Predict",
+            "requestBody": {"required": True, "content": {"application/json": {
+                "schema": {"$ref": "#/components/schemas/PredictRequest"}}}},
+            "responses": {"200": {"description": "one prediction per text, in order"},
+                          "413": {"description": "too many texts, or a body over the size cap"},
+                          "422": {"description": "malformed body, an empty or too long text"}},
+        }
+        if secured:
+            operation["responses"]["401"] = {"description": "missing or wrong bearer token"}
+            operation["security"] = [{"HTTPBearer": []}]
+        schema["paths"]["/predict"] = {"post": operation}
+        return schema
+
+    app.openapi = openapi
 
 
 def serve(model_dir: str, host: str = "127.0.0.1", port: int = 8000, api_key: str | None = None,
