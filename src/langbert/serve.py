@@ -110,6 +110,19 @@ class MicroBatcher:
                     start += len(job_texts)
 
 
+async def read_body(receive: Any, max_bytes: int | None = None) -> bytes | None:
+    """The request body from ASGI messages; None if the client went away. Stops reading once it holds
+    more than ``max_bytes`` (the caller refuses it)."""
+    body, more = b"", True
+    while more and (max_bytes is None or len(body) <= max_bytes):
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        body += message.get("body", b"")
+        more = message.get("more_body", False)
+    return body
+
+
 class BodyCap:
     """Pure ASGI middleware: refuse a body over ``max_bytes`` by its declared length, then by what arrives,
     before anything parses it. (Starlette's ``BaseHTTPMiddleware`` did the same at several times the cost
@@ -126,15 +139,11 @@ class BodyCap:
             return await self._refuse(scope, receive, send)
         if scope["method"] != "POST":
             return await self.app(scope, receive, send)
-        body, more = b"", True
-        while more:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return None
-            body += message.get("body", b"")
-            more = message.get("more_body", False)
-            if len(body) > self.max_bytes:
-                return await self._refuse(scope, receive, send)
+        body = await read_body(receive, self.max_bytes)
+        if body is None:
+            return None
+        if len(body) > self.max_bytes:
+            return await self._refuse(scope, receive, send)
         replayed = False
 
         async def replay() -> dict:
@@ -173,13 +182,9 @@ class PredictEndpoint:
         if self.api_key and not self._authorised(scope):
             return await send_json(send, 401, {"detail": "missing or wrong bearer token"},
                                    [(b"www-authenticate", b"Bearer")])
-        body, more = b"", True
-        while more:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return None
-            body += message.get("body", b"")
-            more = message.get("more_body", False)
+        body = await read_body(receive)
+        if body is None:
+            return None
         try:
             request = PredictRequest.model_validate_json(body)
         except ValidationError as exc:  # FastAPI's shape: a list of errors located in the body
