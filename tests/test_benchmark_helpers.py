@@ -47,3 +47,22 @@ def test_run_once_reuses_a_folder_only_for_the_same_settings(tmp_path):
     with pytest.raises(SystemExit, match=r"other settings \(seed\)"):
         bench.run_once(tmp_path, Settings(seed=1), run(Settings(seed=1)))
     assert len(calls) == 1
+
+
+def _inference_script():
+    spec = importlib.util.spec_from_file_location("bench_inference", Path(__file__).parents[1] / "benchmarks" / "inference.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_server_ratio_cancels_a_steady_drift_of_the_host():
+    inference = _inference_script()
+    # The host speeds up by 10% a step; the server always runs at 80% of the offline speed of its moment.
+    passes = [100.0 * 1.1 ** i for i in range(0, 9, 2)]  # at times 0, 2, 4, 6, 8
+    rounds = [0.8 * 100.0 * 1.1 ** i for i in range(1, 9, 2)]  # at times 1, 3, 5, 7
+    ratios = inference.bracketed_ratios(rounds, passes)
+    assert ratios == pytest.approx([0.8] * 4, abs=0.005)
+    assert [r / p for r, p in zip(rounds, passes[1:])] == pytest.approx([0.8 / 1.1] * 4)  # one neighbour: biased
+    with pytest.raises(ValueError, match="4 rounds need 5 passes"):
+        inference.bracketed_ratios(rounds, passes[1:])
