@@ -100,3 +100,15 @@ def transformers_warnings():
         yield messages
     finally:
         logger.removeHandler(handler)
+
+
+def served(model_dir, texts, pairs=None):
+    """/predict of ``langbert serve`` on ``model_dir``, in-process."""
+    from fastapi.testclient import TestClient
+
+    from langbert.serve import create_app
+
+    with TestClient(create_app(str(model_dir))) as client:
+        response = client.post("/predict", json={"texts": list(texts), "pairs": list(pairs) if pairs else None})
+    assert response.status_code == 200, response.text
+    return response.json()["predictions"]

@@ -50,7 +50,8 @@ def test_limits_and_bad_bodies_are_4xx_json(client, body, status):
 
 def test_malformed_and_oversized_bodies(client):
     r = client.post("/predict", content=b"{not json", headers={"content-type": "application/json"})
-    assert r.status_code == 422
+    assert r.status_code == 422 and r.json()["detail"][0]["type"] == "json_invalid"
+    assert "input" not in r.json()["detail"][0]  # the raw body is not echoed back
     r = client.post("/predict", content=b"x" * 5000, headers={"content-type": "application/json"})
     assert r.status_code == 413
 

@@ -187,9 +187,8 @@ class PredictEndpoint:
             return None
         try:
             request = PredictRequest.model_validate_json(body)
-        except ValidationError as exc:  # FastAPI's shape: a list of errors located in the body
-            errors = [{**e, "loc": ["body", *e["loc"]]} for e in exc.errors(include_url=False)]
-            return await send_json(send, 422, {"detail": errors})
+        except ValidationError as exc:
+            return await send_json(send, 422, {"detail": body_errors(exc)})
         refused = self._refusal(request)
         if refused:
             return await send_json(send, *refused)
@@ -214,9 +213,22 @@ class PredictEndpoint:
         return None
 
 
+def body_errors(exc: ValidationError) -> list[dict]:
+    """FastAPI's shape for a body that fails validation: each error located under ``body``."""
+    errors = []
+    for error in exc.errors(include_url=False):
+        error = {**error, "loc": ["body", *error["loc"]]}
+        if isinstance(error.get("input"), bytes):  # unparsable JSON: the raw body, not worth sending back
+            del error["input"]
+        if "ctx" in error:
+            error["ctx"] = {k: str(v) for k, v in error["ctx"].items()}
+        errors.append(error)
+    return errors
+
+
 async def send_json(send: Any, status: int, payload: Any, headers: list[tuple[bytes, bytes]] = ()) -> None:
     """A JSON response as Starlette's ``JSONResponse`` renders it (UTF-8, no NaN), in two ASGI messages."""
-    body = json.dumps(payload, ensure_ascii=False, allow_nan=False, separators=(",", ":"), default=str).encode()
+    body = json.dumps(payload, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
     await send({"type": "http.response.start", "status": status,
                 "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
                             *headers]})

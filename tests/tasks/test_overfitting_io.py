@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from langbert import Predictor, train
-from tests.conftest import SENTIMENT, tiny_train_config, write_jsonl
+from tests.conftest import SENTIMENT, served, tiny_train_config, write_jsonl
 
 
 def _roundtrip(config, texts, pairs=None):
@@ -16,6 +16,7 @@ def _roundtrip(config, texts, pairs=None):
     first = Predictor.load(out).predict(texts, pairs)
     second = Predictor.load(out).predict(texts, pairs)
     assert first == second, "reloading the saved folder must give identical predictions"
+    assert served(out, texts, pairs) == json.loads(json.dumps(first)), "the server must answer as Predictor does"
     return out, first
 
 

@@ -14,7 +14,7 @@ from langbert.data.spans import spans_to_tags, tags_to_spans
 from langbert.errors import DataError
 from langbert.tasks import create_task
 from langbert.tasks.crf import CRF, allowed_transitions
-from tests.conftest import tiny_train_config, transformers_warnings, write_jsonl
+from tests.conftest import served, tiny_train_config, transformers_warnings, write_jsonl
 
 NER = [
     ("我在北京发布了", [(2, 4, "LOC")]),
@@ -48,6 +48,7 @@ def test_ner_overfits_and_reloads(tmp_path, tiny_model_dir, crf):
     got = [[(s["start"], s["end"], s["type"]) for s in p["spans"]] for p in first]
     assert got == [e for _, e in NER]
     assert first[3]["spans"][0]["text"] == "iPhone"
+    assert served(out, texts) == json.loads(json.dumps(first))  # spans over HTTP as from Predictor
     meta = json.loads((out / "langbert.json").read_text())
     assert meta["metrics"]["dev"]["entity_f1"] == 1.0 and meta["task"]["crf"] is crf
     assert (out / "crf.safetensors").exists() is crf
