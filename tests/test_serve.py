@@ -82,6 +82,9 @@ def test_bearer_token_required_when_set(model_dir):
         assert refused.status_code == 401 and refused.headers["www-authenticate"] == "Bearer"  # before parsing
         assert c.post("/predict", json={"texts": ["好"]}, headers={"Authorization": "Basic s3cret"}).status_code == 401
         assert c.get("/openapi.json").json()["paths"]["/predict"]["post"]["security"] == [{"HTTPBearer": []}]
+        odd = {"Authorization": "Bearer sécret".encode("latin-1")}  # not ASCII: a 401, not a 500
+        assert c.post("/predict", json={"texts": ["好"]}, headers=odd).status_code == 401
+        assert c.get("/metadata", headers=odd).status_code == 401
         assert c.get("/metadata", headers={"Authorization": "Bearer nope"}).status_code == 401
         ok = c.post("/predict", json={"texts": ["好"]}, headers={"Authorization": "Bearer s3cret"})
         assert ok.status_code == 200

@@ -195,9 +195,8 @@ class PredictEndpoint:
         return await send_json(send, 200, {"predictions": await self.batcher.predict(request.texts, request.pairs)})
 
     def _authorised(self, scope: dict) -> bool:
-        header = dict(scope.get("headers") or []).get(b"authorization", b"").decode("latin-1")
-        scheme, _, token = header.partition(" ")
-        return scheme.lower() == "bearer" and hmac.compare_digest(token.strip(), self.api_key)
+        scheme, _, token = dict(scope.get("headers") or []).get(b"authorization", b"").partition(b" ")
+        return scheme.lower() == b"bearer" and token_matches(token.strip(), self.api_key)
 
     def _refusal(self, request: PredictRequest) -> tuple[int, dict] | None:
         limits = self.limits
@@ -211,6 +210,13 @@ class PredictEndpoint:
         if request.pairs is not None and len(request.pairs) != len(request.texts):
             return 422, {"detail": f"{len(request.texts)} texts but {len(request.pairs)} pairs"}
         return None
+
+
+def token_matches(token: str | bytes, api_key: str) -> bool:
+    """Constant-time comparison, as bytes: ``hmac.compare_digest`` refuses str with non-ASCII characters
+    (a TypeError, so a 500, for whoever sends one in the header)."""
+    token = token.encode("utf-8", "surrogateescape") if isinstance(token, str) else token
+    return hmac.compare_digest(token, api_key.encode("utf-8"))
 
 
 def body_errors(exc: ValidationError) -> list[dict]:
@@ -270,7 +276,7 @@ def create_app(model_dir: str, api_key: str | None = None, limits: ServeLimits |
 
     # async: FastAPI runs a plain ``def`` dependency on a worker thread, a thread handoff per request.
     async def authorised(credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> None:
-        if credentials is None or not hmac.compare_digest(credentials.credentials, api_key):
+        if credentials is None or not token_matches(credentials.credentials, api_key):
             raise HTTPException(401, "missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"})
 
     guarded = [Depends(authorised)] if api_key else []
