@@ -51,9 +51,9 @@ def latencies(predict_one, texts: list[str]) -> tuple[float, float]:
 def load_test(model_dir: str, texts: list[str], clients: int, requests_per_client: int, bf16: bool = False,
               rounds: int = 1, between=None) -> tuple[list[dict], dict]:
     """The server under concurrent single-text /predict calls (``rounds`` times; ``between()`` is called
-    before the first and after each, with the server idle), then the same clients calling /health: the second is the ceiling
-    of HTTP + client alone on these cores (the client runs beside the server). The client is
-    langbert.loadtest's raw keep-alive sockets (httpx capped /health at ~150 req/s here)."""
+    before the first and after each, with the server idle), then the same clients calling /health: the
+    second is the ceiling of HTTP + client alone on these cores (the client runs beside the server). The
+    client is langbert.loadtest's raw keep-alive sockets (httpx capped /health at ~150 req/s here)."""
     from urllib.error import URLError
     from urllib.request import urlopen
 
@@ -203,11 +203,11 @@ def main() -> None:
     # time, so a drift of the host's speed across it cancels to first order (one neighbour alone carried
     # it in full: passes of one run climbed 308 -> 414 sentences/s while the rounds held steady). The
     # median over rounds is the measure; best-with-best, beside it, takes each side's outlier.
-    paired = float(np.median(bracketed_ratios([r["requests_per_s"] for r in served], offline)))
-    rows.append(row("zh-sentiment", "langbert-serve", "fraction_of_offline_bracketed_median", round(paired, 4),
+    bracketed = float(np.median(bracketed_ratios([r["requests_per_s"] for r in served], offline)))
+    rows.append(row("zh-sentiment", "langbert-serve", "fraction_of_offline_bracketed_median", round(bracketed, 4),
                     sum(r["wall"] for r in served), **extra))
     print(f"serve rounds {extra['requests_per_s_rounds']} req/s, offline passes {extra['offline_sentences_per_s_passes']}"
-          f" sent/s: best with best {result['requests_per_s'] / max(offline):.0%}, bracketed median {paired:.0%}",
+          f" sent/s: best with best {result['requests_per_s'] / max(offline):.0%}, bracketed median {bracketed:.0%}",
           flush=True)
     rows.append(row("zh-sentiment", "http-ceiling", "requests_per_s", round(ceiling["requests_per_s"], 4),
                     ceiling["wall"], endpoint="GET /health", **extra))

@@ -50,7 +50,8 @@ def test_run_once_reuses_a_folder_only_for_the_same_settings(tmp_path):
 
 
 def _inference_script():
-    spec = importlib.util.spec_from_file_location("bench_inference", Path(__file__).parents[1] / "benchmarks" / "inference.py")
+    path = Path(__file__).parents[1] / "benchmarks" / "inference.py"
+    spec = importlib.util.spec_from_file_location("bench_inference", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
