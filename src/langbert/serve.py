@@ -136,14 +136,14 @@ class BodyCap:
             return await self.app(scope, receive, send)
         declared = dict(scope.get("headers") or []).get(b"content-length", b"")
         if declared.isdigit() and int(declared) > self.max_bytes:
-            return await self._refuse(scope, receive, send)
+            return await self._refuse(send)
         if scope["method"] != "POST":
             return await self.app(scope, receive, send)
         body = await read_body(receive, self.max_bytes)
         if body is None:
             return None
         if len(body) > self.max_bytes:
-            return await self._refuse(scope, receive, send)
+            return await self._refuse(send)
         replayed = False
 
         async def replay() -> dict:
@@ -155,10 +155,8 @@ class BodyCap:
 
         return await self.app(scope, replay, send)
 
-    async def _refuse(self, scope: dict, receive: Any, send: Any) -> None:
-        from fastapi.responses import JSONResponse
-
-        await JSONResponse({"detail": f"body over {self.max_bytes} bytes"}, status_code=413)(scope, receive, send)
+    async def _refuse(self, send: Any) -> None:
+        await send_json(send, 413, {"detail": f"body over {self.max_bytes} bytes"})
 
 
 class PredictEndpoint:
