@@ -89,6 +89,13 @@ def test_bearer_token_required_when_set(model_dir):
         ok = c.post("/predict", json={"texts": ["好"]}, headers={"Authorization": "Bearer s3cret"})
         assert ok.status_code == 200
         assert c.get("/health").status_code == 200
+    with TestClient(create_app(model_dir, api_key="sécret")) as c:  # a non-ASCII key, sent as UTF-8
+        right = {"Authorization": "Bearer sécret".encode("utf-8")}
+        assert c.post("/predict", json={"texts": ["好"]}, headers=right).status_code == 200
+        assert c.get("/metadata", headers=right).status_code == 200
+        wrong = {"Authorization": "Bearer sécrèt".encode("utf-8")}
+        assert c.post("/predict", json={"texts": ["好"]}, headers=wrong).status_code == 401
+        assert c.get("/metadata", headers=wrong).status_code == 401
 
 
 def test_micro_batching_returns_each_caller_its_own_results(model_dir):

@@ -211,9 +211,10 @@ class PredictEndpoint:
 
 
 def token_matches(token: str | bytes, api_key: str) -> bool:
-    """Constant-time comparison, as bytes: ``hmac.compare_digest`` refuses str with non-ASCII characters
-    (a TypeError, so a 500, for whoever sends one in the header)."""
-    token = token.encode("utf-8", "surrogateescape") if isinstance(token, str) else token
+    """Constant-time comparison of the header's raw bytes with the UTF-8 key (``hmac.compare_digest``
+    refuses str with non-ASCII characters: a TypeError, so a 500). A str token is a header value as
+    Starlette decodes it, latin-1, so encoding it back gives the bytes that came in, as on ``/predict``."""
+    token = token.encode("latin-1") if isinstance(token, str) else token
     return hmac.compare_digest(token, api_key.encode("utf-8"))
 
 
