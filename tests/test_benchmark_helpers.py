@@ -49,16 +49,16 @@ def test_run_once_reuses_a_folder_only_for_the_same_settings(tmp_path):
     assert len(calls) == 1
 
 
-def _inference_script():
-    path = Path(__file__).parents[1] / "benchmarks" / "inference.py"
-    spec = importlib.util.spec_from_file_location("bench_inference", path)
+def _script(name: str):
+    path = Path(__file__).parents[1] / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
 def test_the_server_ratio_cancels_a_steady_drift_of_the_host():
-    inference = _inference_script()
+    inference = _script("inference")
     # The host speeds up by 10% a step; the server always runs at 80% of the offline speed of its moment.
     passes = [100.0 * 1.1 ** i for i in range(0, 9, 2)]  # at times 0, 2, 4, 6, 8
     rounds = [0.8 * 100.0 * 1.1 ** i for i in range(1, 9, 2)]  # at times 1, 3, 5, 7
@@ -67,3 +67,41 @@ def test_the_server_ratio_cancels_a_steady_drift_of_the_host():
     assert [r / p for r, p in zip(rounds, passes[1:])] == pytest.approx([0.8 / 1.1] * 4)  # one neighbour: biased
     with pytest.raises(ValueError, match="4 rounds need 5 passes"):
         inference.bracketed_ratios(rounds, passes[1:])
+
+
+def test_the_label_audit_splits_texts_into_confirmed_disputed_and_undecidable(tmp_path):
+    audit = _script("label_audit")
+    lines = [{"text": "好", "reader": "positive"}, {"text": "差", "reader": "positive"},
+             {"text": "餐饮：", "reader": None}, {"text": "不错", "reader": "positive"}]
+    path = tmp_path / "audit.jsonl"
+    path.write_text("\n".join(json.dumps(x, ensure_ascii=False) for x in lines), encoding="utf-8")
+    gold = {"好": "positive", "差": "negative", "餐饮：": "negative", "不错": "positive"}
+    entries = audit.read_audit(path, gold)
+
+    tally = audit.reader_tally(entries)
+    assert (tally["confirmed_texts"], tally["disputed_texts"], tally["undecidable_texts"]) == (2, 1, 1)
+    assert (tally["confirmed"], tally["disputed"], tally["undecidable"]) == (0.5, 0.25, 0.25)
+    assert tally["ceiling_undecidable_at_chance"] == pytest.approx(0.625)  # 2/4 + (1/4) / 2
+    assert tally["ceiling_undecidable_all_right"] == pytest.approx(0.75)
+    low, high = tally["confirmed_ci"]
+    assert low < 0.5 < high and 0 <= low and high <= 1
+
+    # Right on one confirmed text of two, sides with the reader on the disputed one, wrong on the undecidable.
+    system = audit.system_tally(entries, ["positive", "positive", "positive", "negative"])
+    assert system == {"accuracy_on_sample": 0.25, "accuracy_where_confirmed": 0.5,
+                      "accuracy_where_undecidable": 0.0, "sides_with_reader_where_disputed": 1.0}
+
+    with pytest.raises(SystemExit, match=r"audit.jsonl:2: field 'text' is not in"):
+        audit.read_audit(path, {"好": "positive"})
+    path.write_text(json.dumps({"text": "好", "reader": "pos"}), encoding="utf-8")
+    with pytest.raises(SystemExit, match=r"audit.jsonl:1: field 'reader' must be one of"):
+        audit.read_audit(path, gold)
+
+
+def test_every_audited_text_is_in_the_zh_sentiment_test_split():
+    audit = _script("label_audit")
+    from langbert.data.builtin import get_builtin
+
+    test = {r.text: r.label for r in get_builtin("zh-sentiment").load().splits["test"]}
+    entries = audit.read_audit(audit.AUDIT, test)
+    assert len(entries) == len({e["text"] for e in entries}) == 300
