@@ -40,12 +40,23 @@ def single_label_report(y_true: Sequence[int], y_pred: Sequence[int], labels: Se
     ]
     metrics = {
         "accuracy": float(accuracy_score(y_true, y_pred)),
-        "macro_f1": float(f1_score(y_true, y_pred, labels=ids, average="macro", zero_division=0)),
+        "macro_f1": _macro_f1(y_true, y_pred, labels=ids),
         "weighted_f1": float(f1_score(y_true, y_pred, labels=ids, average="weighted", zero_division=0)),
         "examples": len(y_true),
     }
     confusion = confusion_matrix(y_true, y_pred, labels=ids).tolist()
     return Report(metrics, table, list(labels), confusion)
+
+
+def _macro_f1(y_true, y_pred, **kwargs) -> float:
+    """Mean F1 over the classes that occur in the gold labels or the predictions. A class that is in neither
+    (a rare label missing from a small dev split) has no F1; counting it as 0 would pull macro-F1 down with
+    nothing wrong, 0.5 at 100% accuracy for a two-class model whose dev split holds one class. A class only
+    predicted still counts, as 0."""
+    from sklearn.metrics import f1_score
+
+    value = f1_score(y_true, y_pred, average="macro", zero_division=np.nan, **kwargs)
+    return 0.0 if np.isnan(value) else float(value)
 
 
 def multi_label_report(y_true: np.ndarray, y_pred: np.ndarray, labels: Sequence[str]) -> Report:
@@ -58,7 +69,7 @@ def multi_label_report(y_true: np.ndarray, y_pred: np.ndarray, labels: Sequence[
     ]
     metrics = {
         "micro_f1": float(f1_score(y_true, y_pred, average="micro", zero_division=0)),
-        "macro_f1": float(f1_score(y_true, y_pred, average="macro", zero_division=0)),
+        "macro_f1": _macro_f1(y_true, y_pred),
         "subset_accuracy": float(np.mean(np.all(y_true == y_pred, axis=1))),
         "examples": int(len(y_true)),
     }
