@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -12,6 +13,7 @@ from .readers import Columns, LabelParser, read_rows
 from .rows import Row, fingerprint
 from .split import split_of
 
+logger = logging.getLogger(__name__)
 
 @dataclass
 class Splits:
@@ -51,6 +53,8 @@ def load_splits(cfg: DataConfig, read: Callable[..., list[Row]] | None = None,
             held = [split_of(_key(r), dev_percent=10, test_percent=0) == "dev" for r in train]
             dev = [r for r, h in zip(train, held) if h]
             train = [r for r, h in zip(train, held) if not h]
+            logger.info("no dev file: %d of %d rows of %s held out as dev (10%% by text hash; --dev sets one)",
+                        len(dev), len(dev) + len(train), cfg.train)
         test = read(cfg.test, columns) if cfg.test else []
         splits = Splits(train, dev, test, source=str(cfg.train))
     if cfg.max_train_samples is not None:
