@@ -40,7 +40,14 @@ def test_whole_word_masking_masks_every_token_of_a_word_together():
 
 def test_packing_leaves_no_padding(tmp_path, tiny_model_dir):
     tok = AutoTokenizer.from_pretrained(tiny_model_dir)
-    meta = pack(iter(CORPUS), tiny_model_dir, tmp_path / "p", "jieba", workers=1)
+    tok.model_max_length = 20
+    tok.save_pretrained(tmp_path / "tok")
+    long_document = "".join(CORPUS)  # longer than model_max_length: packing cuts it into blocks
+    assert len(tok(long_document)["input_ids"]) > 20
+    with transformers_warnings() as logged:
+        meta = pack(iter([*CORPUS, long_document]), str(tmp_path / "tok"), tmp_path / "p", "jieba", workers=1)
+    # transformers' "will result in indexing errors" would be wrong: no sequence longer than a block is fed
+    assert not [m for m in logged if "indexing errors" in m]
     blocks = PackedBlocks(tmp_path / "p", 16, tok.cls_token_id, tok.sep_token_id)
     assert len(blocks) == meta["tokens"] // 14 > 5
     for i in range(len(blocks)):
@@ -48,7 +55,7 @@ def test_packing_leaves_no_padding(tmp_path, tiny_model_dir):
         assert item["input_ids"].shape == (16,) and tok.pad_token_id not in item["input_ids"].tolist()
         assert item["input_ids"][0] == tok.cls_token_id and item["input_ids"][-1] == tok.sep_token_id
     ids = np.memmap(tmp_path / "p.ids", dtype=meta["dtype"], mode="r")
-    assert (ids == tok.sep_token_id).sum() == len(CORPUS), "one [SEP] between documents"
+    assert (ids == tok.sep_token_id).sum() == len(CORPUS) + 1, "one [SEP] between documents"
 
 
 def _config(tmp_path, model, corpus, **kw):

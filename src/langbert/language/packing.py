@@ -60,7 +60,9 @@ def _wordchar(c: str) -> bool:
 
 def _encode(lines: list[str]) -> tuple[list[int], list[int]]:
     tok, seg = _WORKER["tok"], _WORKER["seg"]
-    enc = tok(lines, add_special_tokens=False, return_offsets_mapping=True)
+    # verbose=False: transformers warns that a line longer than the model's maximum "will result in indexing
+    # errors"; packing cuts the stream into blocks of block_size, so no such sequence ever reaches the model.
+    enc = tok(lines, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
     ids: list[int] = []
     starts: list[int] = []
     for text, doc_ids, offsets in zip(lines, enc["input_ids"], enc["offset_mapping"]):
