@@ -13,6 +13,10 @@ Every job is an ordinary command (``langbert pretrain``, ``benchmarks/sequence_l
 Each job's results file, metrics and log go to ``--work``; jobs still running at the deadline are
 stopped (their per-epoch dev metrics remain). ``--collect DIR`` packs the outcome into DIR.
 
+``--pretrain-only`` runs step 1's pretraining alone, for a session whose fine-tuning runs elsewhere: the
+GPU image's tokenizers (0.23.2) is refused for sequence labelling, and a fresh machine lacks snownlp and
+jieba. ``benchmarks/gpu_carry.py`` builds the checkpoint and packed corpus such a call carries.
+
     python benchmarks/gpu_session.py --model benchmarks/work/sequence_labeling/pretrained-char-s8 \\
         --work benchmarks/work/gpu --deadline-minutes 8.5 --pretrain-minutes 2
 
@@ -167,9 +171,12 @@ def main() -> None:
     p.add_argument("--deadline-minutes", type=float, default=8.5)
     p.add_argument("--pretrain-minutes", type=float, default=2.0)
     p.add_argument("--pretrain-batch-size", type=int, default=128)
+    p.add_argument("--embeddings-only-steps", type=int, default=0,
+                   help="body frozen for the first steps (for a checkpoint fresh from adapt, whose new rows are rough)")
     p.add_argument("--contention", type=float, default=1.6, help="slow-down of a step when the jobs share the GPU")
     p.add_argument("--probe-steps", type=int, default=100)
     p.add_argument("--collect", help="folder for results.tgz (and, with --collect-models, the checkpoints)")
+    p.add_argument("--pretrain-only", action="store_true", help="no probe and no fine-tunes: pretrain, collect")
     p.add_argument("--collect-models", action="store_true",
                    help="also the pretrained checkpoint and the NER model best on dev, in bf16, in parts of 15 MB")
     args = p.parse_args()
@@ -187,7 +194,12 @@ def main() -> None:
         jobs["pretrain"] = launch("pretrain", langbert(
             "pretrain", "pretrain-zh", "--model", args.model, "--output-dir", str(pretrained),
             "--max-minutes", str(args.pretrain_minutes), "--max-steps", "100000", "--eval-steps", "500",
-            "--batch-size", str(args.pretrain_batch_size), "--embeddings-only-steps", "0", "--no-progress"), work)
+            "--batch-size", str(args.pretrain_batch_size), "--embeddings-only-steps", str(args.embeddings_only_steps),
+            "--no-progress"), work)
+        if args.pretrain_only:
+            while jobs["pretrain"].poll() is None and clock.left() > 0:
+                time.sleep(2)
+            return
         step, evaluation = probe(args.model, work, clock, args.probe_steps)
         pretrain_ends = 60 * args.pretrain_minutes + 75  # load, timing, evaluations, save
         epochs = epochs_that_fit(step, evaluation, pretrain_ends, clock, args.contention)
