@@ -73,6 +73,11 @@ def test_data_check_summary_and_errors(tmp_path, tiny_model_dir, capsys):
     assert main(["data", "check", str(good), "--task", "text-classification", "--model", tiny_model_dir]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["rows"] == 3 and summary["duplicate_rows"] == 1 and summary["labels"] == {"pos": 2, "neg": 1}
+    assert summary["unk_rate"] == 0 and "hint" not in summary
+    foreign = write_csv(tmp_path / "f.csv", ["text", "label"], [["很好", "pos"], ["Ünïcødé ☃☃", "neg"]])
+    assert main(["data", "check", str(foreign), "--task", "text-classification", "--model", tiny_model_dir]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["unk_rate"] > 0.05 and "langbert adapt" in summary["hint"]
     bad = tmp_path / "b.jsonl"
     bad.write_text('{"text": "好", "label": "pos"}\n{"text": ""}\n', encoding="utf-8")
     assert main(["data", "check", str(bad), "--task", "text-classification", "--model", tiny_model_dir]) == 2

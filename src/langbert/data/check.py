@@ -5,7 +5,11 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any, Sequence
 
+from ..language.vocab import coverage
 from .rows import Row
+
+# Above this share of [UNK] tokens the model reads too little of the text for fine-tuning alone to fix it.
+UNK_HINT_AT = 0.05
 
 
 def summarize(rows: Sequence[Row], tokenizer: Any = None, max_length: int | None = None) -> dict[str, Any]:
@@ -31,6 +35,11 @@ def summarize(rows: Sequence[Row], tokenizer: Any = None, max_length: int | None
         lengths = tokenizer([r.text for r in rows], pairs, truncation=False, return_length=True)["length"]
         summary["tokens_per_text"] = _quantiles(lengths)
         summary[f"over_max_length_{max_length}"] = sum(n > max_length for n in lengths)
+        unk_rate = coverage(tokenizer, [t for r in rows for t in (r.text, r.pair) if t])["unk_rate"]
+        summary["unk_rate"] = unk_rate
+        if unk_rate is not None and unk_rate >= UNK_HINT_AT:
+            summary["hint"] = (f"{unk_rate:.0%} of the tokens are [UNK]: the model's vocabulary does not cover this "
+                               "text; `langbert adapt --corpus ...` gives it one for this language")
     return summary
 
 
