@@ -24,11 +24,12 @@ from ..data.rows import Row
 from ..data.sequence_readers import read_conll, read_span_jsonl
 from ..data.spans import (ERROR_KINDS, SCHEMES, DecodeStats, close_at_edges, join_tag, span_errors, spans_to_tags,
                           split_tag, tags_for, tags_to_spans)
-from ..errors import ConfigError, DataError, LangbertError
+from ..errors import ConfigError, DataError
 from ..evaluation import Report
 from .base import Task, model_class_for, register_task
 from .crf import CRF
 from .heads import from_pretrained_for_finetuning
+from .windows import PadCollator, check_windows_cover
 
 CRF_FILE = "crf.safetensors"
 
@@ -193,7 +194,7 @@ class TokenClassification(Task):
         stride = min(self.stride, max_length // 2 - 2)
         enc = tokenizer([r.text for r in rows], truncation=True, max_length=max_length, stride=stride,
                         return_overflowing_tokens=True, return_offsets_mapping=True)
-        _check_windows_cover(rows, enc, tokenizer, max_length)
+        check_windows_cover(rows, [r.text for r in rows], enc, tokenizer, max_length)
         label_ids = {t: i for i, t in enumerate(self.labels)}
         features = []
         for w, row_index in enumerate(enc["overflow_to_sample_mapping"]):
@@ -222,7 +223,7 @@ class TokenClassification(Task):
         return join_tag(prefix, first[1])
 
     def collator(self, tokenizer: Any) -> Any:
-        return _Collator(tokenizer.pad_token_id or 0)
+        return PadCollator(tokenizer.pad_token_id or 0)
 
     # -- outputs --------------------------------------------------------------------------------------
     def unbatch(self, model: Any, outputs: Any, batch: dict) -> list[Any]:
@@ -312,39 +313,6 @@ class TokenClassification(Task):
         return Report(metrics, table)
 
 
-def _check_windows_cover(rows: Sequence[Row], enc: Any, tokenizer: Any, max_length: int) -> None:
-    """Refuse windows that stop before the text does: the characters after them would get no tag.
-
-    tokenizers 0.23.1 and 0.23.2 end the overflow windows early (huggingface/tokenizers#2091): on a
-    300-character text, windows of 128 and 36 tokens covering characters 0-128. Seen on a GPU machine
-    with 0.23.2: 19,512 zh-ner training windows instead of 21,856, and test entity recall 0.78.
-    Only a row whose first window is full can have overflowed, so only those are tokenised again, whole.
-    """
-    mapping = enc["overflow_to_sample_mapping"]
-    # A row's windows are consecutive: its first is the one whose predecessor belongs to another row.
-    full = [r for w, r in enumerate(mapping)
-            if (w == 0 or mapping[w - 1] != r) and len(enc["input_ids"][w]) >= max_length]
-    if not full:
-        return
-    overflowed, reach = set(full), {}
-    for w, r in enumerate(mapping):
-        if r in overflowed:
-            reach[r] = max(reach.get(r, 0), max((e for s, e in enc["offset_mapping"][w] if e > s), default=0))
-    whole = tokenizer([rows[r].text for r in full], add_special_tokens=False, return_offsets_mapping=True)
-    for r, offsets in zip(full, whole["offset_mapping"]):
-        end = max((e for s, e in offsets if e > s), default=0)
-        if reach[r] < end:
-            import tokenizers
-
-            row = rows[r]
-            where = f"{row.source}, line {row.line}: " if row.source else ""
-            raise LangbertError(
-                f"{where}the tokenizer's windows stop at character {reach[r]} of a text whose tokens run to "
-                f"{end}; the rest would get no tag (installed: tokenizers {tokenizers.__version__}; 0.23.1 and "
-                "0.23.2 drop overflow windows, huggingface/tokenizers#2091: "
-                "pip install 'tokenizers!=0.23.1,!=0.23.2')")
-
-
 def _iob(tag: str) -> str:
     prefix, kind = split_tag(tag)
     return tag if prefix == "O" else f"{prefix}-{kind or 'W'}"
@@ -363,19 +331,3 @@ def _crf_inputs(logits: torch.Tensor, labels: torch.Tensor | None, attention_mas
         tags = None
     mask[:, 0] = True  # a window always holds at least one position (an empty text still yields one)
     return emissions, tags, mask
-
-
-class _Collator:
-    """Pads model inputs and labels; the alignment bookkeeping (``_row``, ...) rides along as lists."""
-
-    def __init__(self, pad_id: int):
-        self.pad_id = pad_id
-
-    def __call__(self, features: list[dict]) -> dict:
-        longest = max(len(f["input_ids"]) for f in features)
-        longest += (-longest) % 8
-        batch: dict[str, Any] = {}
-        for key, pad in (("input_ids", self.pad_id), ("attention_mask", 0), ("token_type_ids", 0), ("labels", -100)):
-            if key in features[0]:
-                batch[key] = torch.tensor([f[key] + [pad] * (longest - len(f[key])) for f in features])
-        return batch
