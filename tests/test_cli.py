@@ -122,3 +122,26 @@ def test_adapt_reports_a_missing_corpus(tmp_path, tiny_model_dir, capsys):
     assert main(["adapt", "--model", tiny_model_dir, "--corpus", str(tmp_path / "nope.txt"),
                  "--output-dir", str(tmp_path / "a")]) == 2
     assert "nope.txt: corpus file not found" in capsys.readouterr().err
+
+
+def test_question_answering_from_squad_style_jsonl(tmp_path, tiny_model_dir, capsys):
+    from tests.conftest import write_jsonl
+
+    rows = [("我在哪", "我在北京", "北京"), ("他在哪", "他在上海", "上海"), ("你在哪", "你在中国", None)]
+    qa = write_jsonl(tmp_path / "qa.jsonl", [
+        {"question": q, "context": c, "answers": {"text": [a] if a else [], "answer_start": [c.index(a)] if a else []}}
+        for q, c, a in rows])
+    assert main(["data", "check", str(qa), "--task", "question-answering", "--model", tiny_model_dir]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["answered"] == 2 and summary["unanswerable"] == 1 and summary["answer_chars"]["max"] == 2
+    out = tmp_path / "qa-model"
+    assert main(["train", "--task", "question-answering", "--model", tiny_model_dir, "--train", str(qa),
+                 "--dev", str(qa), "--output-dir", str(out), "--max-steps", "2", "--eval-steps", "2",
+                 "--max-length", "32", "--no-bf16", "--no-progress"]) == 0
+    assert "model written" in capsys.readouterr().out
+    metrics = json.loads((out / "langbert.json").read_text(encoding="utf-8"))["metrics"]
+    assert {"exact_match", "f1", "answerable_f1", "unanswerable_accuracy"} <= set(metrics["dev"])
+    assert main(["predict", str(out), str(qa)]) == 0
+    predictions = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [p["text"] for p in predictions] == [q for q, _, _ in rows]
+    assert all({"answer", "start", "end", "score"} <= set(p) for p in predictions)

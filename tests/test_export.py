@@ -63,3 +63,31 @@ def test_parity_runs_on_the_users_texts_and_fails_loudly(classifier, tmp_path, c
     assert main(["export", str(classifier), "--parity-texts", str(texts), "--tolerance", "-1", "--out", str(tmp_path / "b")]) == 1
     assert "parity check failed" in capsys.readouterr().err
     assert json.loads((tmp_path / "b" / "langbert.json").read_text())["format"]["parity"]["passed"] is False
+
+
+def test_question_answering_exports_both_score_tensors(tmp_path, tiny_model_dir):
+    from tests.conftest import write_jsonl
+
+    rows = [("我在哪", "我在北京", "北京"), ("他在哪", "他在上海", "上海"), ("什么发布", "2024年iphone在北京发布", "iphone")]
+    path = write_jsonl(tmp_path / "qa.jsonl", [{"question": q, "context": c, "answers": a} for q, c, a in rows])
+    out = train(tiny_train_config(tmp_path, tiny_model_dir, path, task="question-answering", max_steps=10,
+                                  eval_steps=10))
+    parity = export_onnx(out, tmp_path / "onnx", tolerance=1e-4)
+    assert parity.passed and parity.max_abs_diff < 1e-4 and parity.label_agreement == 1.0 and parity.texts == 3
+    onnx = Predictor.load(tmp_path / "onnx")
+    assert onnx.model.outputs == ["start_logits", "end_logits"]
+    questions, contexts = [q for q, _, _ in rows], [c for _, c, _ in rows]
+    for a, b in zip(onnx.predict(questions, contexts), Predictor.load(out).predict(questions, contexts)):
+        assert (a["answer"], a["start"], a["end"]) == (b["answer"], b["start"], b["end"])
+        assert a["score"] == pytest.approx(b["score"], abs=1e-4)
+
+
+def test_pair_classification_exports_with_pairs_in_its_parity_rows(tmp_path, tiny_model_dir):
+    from tests.conftest import write_jsonl
+
+    rows = [("很好", "很好", "same"), ("很好", "很差", "diff"), ("快", "快", "same"), ("快", "慢", "diff")]
+    path = write_jsonl(tmp_path / "pairs.jsonl", [{"a": a, "b": b, "label": l} for a, b, l in rows])
+    out = train(tiny_train_config(tmp_path, tiny_model_dir, path, task="pair-classification", text_column="a",
+                                  pair_column="b", max_steps=4, eval_steps=4))
+    parity = export_onnx(out, tmp_path / "onnx", tolerance=1e-4)
+    assert parity.passed and parity.texts == 8

@@ -159,7 +159,7 @@ def cmd_data_check(ns: argparse.Namespace) -> int:
     rows = task.read(ns.file, columns)
     task.check_rows_have_pairs(rows)
     tokenizer = AutoTokenizer.from_pretrained(resolve_model(ns.model))
-    print(json.dumps({"file": ns.file, "task": ns.task, **summarize(rows, tokenizer, ns.max_length)},
+    print(json.dumps({"file": ns.file, "task": ns.task, **summarize(rows, tokenizer, ns.max_length, task)},
                      indent=2, ensure_ascii=False))
     return 0
 

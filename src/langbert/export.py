@@ -35,13 +35,23 @@ class Parity:
     passed: bool
 
 
-class _Logits(torch.nn.Module):
-    def __init__(self, model: Any):
+class _Outputs(torch.nn.Module):
+    """The model's score tensors by name (``logits``; ``start_logits`` and ``end_logits`` for QA)."""
+
+    def __init__(self, model: Any, names: Sequence[str]):
         super().__init__()
-        self.model = model
+        self.model, self.names = model, tuple(names)
 
     def forward(self, input_ids, attention_mask, token_type_ids):
-        return self.model(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids).logits
+        out = self.model(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids)
+        return tuple(out[name] for name in self.names)
+
+
+def output_names(model: Any, sample: dict) -> list[str]:
+    """The score tensors a model returns (everything but loss and hidden states), in its own order."""
+    with torch.no_grad():
+        out = model(**sample)
+    return [k for k, v in out.items() if isinstance(v, torch.Tensor) and k != "loss"]
 
 
 class OnnxModel:
@@ -54,6 +64,7 @@ class OnnxModel:
         if threads:
             options.intra_op_num_threads = threads
         self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.outputs = [o.name for o in self.session.get_outputs()]
         self.training = False
         self._device = torch.zeros(0)
 
@@ -73,8 +84,8 @@ class OnnxModel:
             if value is None:  # models without segment ids still take the input
                 value = torch.zeros_like(batch["input_ids"])
             feeds[name] = value.cpu().numpy().astype(np.int64)
-        (logits,) = self.session.run(["logits"], feeds)
-        return SimpleNamespace(logits=torch.from_numpy(logits))
+        values = self.session.run(self.outputs, feeds)
+        return SimpleNamespace(**{name: torch.from_numpy(v) for name, v in zip(self.outputs, values)})
 
 
 def export_onnx(model_dir: str | Path, out_dir: str | Path, int8: bool = False, texts: Sequence[str] | None = None,
@@ -88,12 +99,13 @@ def export_onnx(model_dir: str | Path, out_dir: str | Path, int8: bool = False, 
     predictor = Predictor.load(model_dir, device="cpu", unpadded=False)
     tok = predictor.tokenizer
     sample = tok(["export", "导出 onnx"], padding=True, return_tensors="pt", return_token_type_ids=True)
-    wrapper = _Logits(predictor.model).eval()
+    names = output_names(predictor.model, {k: sample[k] for k in INPUTS})
+    wrapper = _Outputs(predictor.model, names).eval()
     target = out / (ONNX_FILE if not int8 else "model.fp32.onnx")
     dynamic = {name: {0: "batch", 1: "sequence"} for name in INPUTS}
     with torch.no_grad():
         torch.onnx.export(wrapper, tuple(sample[k] for k in INPUTS), str(target), input_names=list(INPUTS),
-                          output_names=["logits"], dynamic_axes={**dynamic, "logits": {0: "batch"}},
+                          output_names=names, dynamic_axes={**dynamic, **{name: {0: "batch"} for name in names}},
                           opset_version=opset, dynamo=False)
     if int8:
         from onnxruntime.quantization import QuantType, quantize_dynamic
@@ -110,8 +122,8 @@ def export_onnx(model_dir: str | Path, out_dir: str | Path, int8: bool = False, 
     onnx_model = OnnxModel(out / ONNX_FILE)
     predictor.task.attach_exported(onnx_model, str(out))
     onnx_predictor = Predictor(predictor.task, onnx_model, tok, predictor.max_length, {})
-    texts = list(texts or _sample_texts(predictor))
-    parity = check_parity(predictor, onnx_predictor, texts, tolerance if not int8 else None, min_agreement)
+    rows = predictor.task.sample_rows(texts)
+    parity = check_parity(predictor, onnx_predictor, rows, tolerance if not int8 else None, min_agreement)
     metadata = read_metadata(model_dir)
     metadata["format"] = {"name": "onnx", "int8": int8, "opset": opset, "parity": asdict(parity)}
     metadata.pop("versions", None)
@@ -121,27 +133,12 @@ def export_onnx(model_dir: str | Path, out_dir: str | Path, int8: bool = False, 
     return parity
 
 
-def check_parity(reference: Any, candidate: Any, texts: list[str], tolerance: float | None,
+def check_parity(reference: Any, candidate: Any, rows: Sequence[Any], tolerance: float | None,
                  min_agreement: float) -> Parity:
-    from .data.rows import Row
     from .predict import forward_batches
 
-    rows = [Row(text=t) for t in texts]
     a = forward_batches(reference.task, reference.model, reference.tokenizer, rows, reference.max_length)
     b = forward_batches(candidate.task, candidate.model, candidate.tokenizer, rows, candidate.max_length)
-    if isinstance(a, np.ndarray):
-        diff = float(np.abs(a - b).max()) if a.size else 0.0
-        agreement = float(np.mean(a.argmax(-1) == b.argmax(-1))) if a.ndim == 2 and a.shape[1] > 1 else \
-            float(np.mean(np.abs(a - b) < 0.1))
-    else:  # per-token tag sequences
-        diff = 0.0
-        pairs = [(x, y) for ra, rb in zip(a, b) for x, y in zip(ra, rb)]
-        agreement = float(np.mean([x == y for x, y in pairs])) if pairs else 1.0
+    diff, agreement = reference.task.parity(a, b, rows)
     passed = agreement >= min_agreement and (tolerance is None or diff <= tolerance)
-    return Parity(len(texts), diff, agreement, passed)
-
-
-def _sample_texts(predictor: Any) -> list[str]:
-    base = ["质量很好，很满意", "太差了，不会再买", "The delivery was fast.", "北京欢迎你", "一般般吧",
-            "2024年iPhone在北京发布", "服务态度非常好，下次还来", "屏幕有坏点，退货"]
-    return base
+    return Parity(len(rows), diff, agreement, passed)

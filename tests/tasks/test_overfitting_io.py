@@ -63,6 +63,26 @@ def test_regression_overfits_and_reloads(tmp_path, tiny_model_dir):
     assert (out / "scatter_dev.png").exists()
 
 
+def test_question_answering_overfits_and_reloads(tmp_path, tiny_model_dir):
+    long_context = "我的服务很差" * 3 + "他的质量很好" + "你的服务很慢" * 3  # several windows at max_length 32
+    rows = [("我在哪", "我在北京", "北京"), ("他在哪", "他在上海", "上海"), ("你在哪", "你在中国", "中国"),
+            ("什么发布", "2024年iphone在北京发布", "iphone"), ("谁很好", "你很好他很差", "你"),
+            ("谁的质量好", long_context, "他"), ("我在哪", "他很好", None)]
+    records = [{"question": q, "context": c,
+                "answers": {"text": [a] if a else [], "answer_start": [c.index(a)] if a else []}} for q, c, a in rows]
+    path = write_jsonl(tmp_path / "qa.jsonl", records)
+    config = tiny_train_config(tmp_path, tiny_model_dir, path, task="question-answering", max_steps=200,
+                               eval_steps=100, dropout=0.0)
+    out, preds = _roundtrip(config, [q for q, _, _ in rows], [c for _, c, _ in rows])
+    assert [p["answer"] for p in preds] == [a or "" for _, _, a in rows]
+    for (_, context, answer), p in zip(rows, preds):
+        if answer:
+            assert context[p["start"]:p["end"]] == answer and 0 < p["score"] <= 1
+    meta = json.loads((out / "langbert.json").read_text(encoding="utf-8"))
+    assert meta["task"]["unanswerable"] is True
+    assert meta["metrics"]["dev"]["exact_match"] == 1.0 and meta["metrics"]["dev"]["unanswerable_accuracy"] == 1.0
+
+
 @pytest.mark.parametrize("scheduler", ["cosine", "constant"])
 def test_schedulers_and_accumulation_learn(tmp_path, tiny_model_dir, scheduler):
     path = write_jsonl(tmp_path / "train.jsonl", [{"text": t, "label": l} for t, l in SENTIMENT])

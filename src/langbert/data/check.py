@@ -12,28 +12,24 @@ from .rows import Row
 UNK_HINT_AT = 0.05
 
 
-def summarize(rows: Sequence[Row], tokenizer: Any = None, max_length: int | None = None) -> dict[str, Any]:
+def summarize(rows: Sequence[Row], tokenizer: Any = None, max_length: int | None = None,
+              task: Any = None) -> dict[str, Any]:
+    """Counts worth reading before training; the labels are summarised by ``task`` (its ``label_summary``)."""
     keys = [(r.text, r.pair) for r in rows]
     counts = Counter(keys)
     summary: dict[str, Any] = {
         "rows": len(rows),
         "duplicate_rows": sum(c - 1 for c in counts.values() if c > 1),
-        "chars_per_text": _quantiles([len(r.text) for r in rows]),
+        "chars_per_text": quantiles([len(r.text) for r in rows]),
     }
     conflicting = _conflicting(rows)
     if conflicting:
         summary["texts_with_conflicting_labels"] = conflicting
-    labels = [r.label for r in rows if r.label is not None]
-    if labels and all(isinstance(v, float) for v in labels):
-        summary["label_range"] = {"min": min(labels), "max": max(labels), "mean": sum(labels) / len(labels)}
-    elif labels:
-        # a list is several labels, or spans (start, end, type) of which the type counts
-        flat = [v[2] if isinstance(v, tuple) else v for label in labels for v in (label if isinstance(label, list) else [label])]
-        summary["labels"] = dict(sorted(Counter(flat).items(), key=lambda kv: (-kv[1], kv[0])))
+    summary.update(task.label_summary(rows) if task is not None else label_counts(rows))
     if tokenizer is not None and max_length is not None:
         pairs = [r.pair for r in rows] if rows and rows[0].pair is not None else None
         lengths = tokenizer([r.text for r in rows], pairs, truncation=False, return_length=True)["length"]
-        summary["tokens_per_text"] = _quantiles(lengths)
+        summary["tokens_per_text"] = quantiles(lengths)
         summary[f"over_max_length_{max_length}"] = sum(n > max_length for n in lengths)
         unk_rate = coverage(tokenizer, [t for r in rows for t in (r.text, r.pair) if t])["unk_rate"]
         summary["unk_rate"] = unk_rate
@@ -41,6 +37,26 @@ def summarize(rows: Sequence[Row], tokenizer: Any = None, max_length: int | None
             summary["hint"] = (f"{unk_rate:.0%} of the tokens are [UNK]: the model's vocabulary does not cover this "
                                "text; `langbert adapt --corpus ...` gives it one for this language")
     return summary
+
+
+def label_counts(rows: Sequence[Row]) -> dict[str, Any]:
+    """Rows per label (a list is several labels, a span ``(start, end, type)`` counts for its type), or
+    the range of numeric labels."""
+    labels = [r.label for r in rows if r.label is not None]
+    if labels and all(isinstance(v, float) for v in labels):
+        return {"label_range": {"min": min(labels), "max": max(labels), "mean": sum(labels) / len(labels)}}
+    if not labels:
+        return {}
+    flat = [v[2] if isinstance(v, tuple) else v for label in labels for v in (label if isinstance(label, list) else [label])]
+    return {"labels": dict(sorted(Counter(flat).items(), key=lambda kv: (-kv[1], kv[0])))}
+
+
+def quantiles(values: Sequence[int]) -> dict[str, int]:
+    ordered = sorted(values)
+    if not ordered:
+        return {}
+    pick = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))]  # noqa: E731
+    return {"min": ordered[0], "median": pick(0.5), "p99": pick(0.99), "max": ordered[-1]}
 
 
 def _conflicting(rows: Sequence[Row]) -> int:
@@ -53,11 +69,3 @@ def _conflicting(rows: Sequence[Row]) -> int:
             bad.add(key)
         seen.setdefault(key, label)
     return len(bad)
-
-
-def _quantiles(values: Sequence[int]) -> dict[str, int]:
-    ordered = sorted(values)
-    if not ordered:
-        return {}
-    pick = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))]  # noqa: E731
-    return {"min": ordered[0], "median": pick(0.5), "p99": pick(0.99), "max": ordered[-1]}

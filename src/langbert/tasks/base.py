@@ -43,6 +43,12 @@ class Task(ABC):
     def check(self, rows: Sequence[Row], split: str) -> None:
         """Reject rows whose labels training never saw: a model cannot predict them, and metrics lie."""
 
+    def label_summary(self, rows: Sequence[Row]) -> dict[str, Any]:
+        """What ``langbert data check`` says of the labels: rows per class by default."""
+        from ..data.check import label_counts
+
+        return label_counts(rows)
+
     def read(self, path: str | Path, columns: Columns = Columns(), label_required: bool = True) -> list[Row]:
         """A user file -> rows; tasks with their own formats (CoNLL, spans) override this."""
         return read_rows(path, columns, self.parse_label, label_required=label_required)
@@ -106,6 +112,23 @@ class Task(ABC):
     def save_extra(self, model: Any, out: str | Path) -> None:
         """Files beyond the HF checkpoint that ``load_model`` needs."""
 
+    # -- export parity ----------------------------------------------------------------------------
+    def sample_rows(self, texts: Sequence[str] | None = None) -> list[Row]:
+        """Rows an exported model is checked on: ``texts`` where given, else a few built-in samples."""
+        texts = list(texts or SAMPLE_TEXTS)
+        return [Row(text=t, pair=t if self.needs_pair else None) for t in texts]
+
+    def parity(self, a: Any, b: Any, rows: Sequence[Row]) -> tuple[float, float]:
+        """Largest difference between two runs' outputs (``gather``'s) and the share of rows whose
+        predictions agree: how an exported model is held to the one it came from."""
+        if isinstance(a, np.ndarray):
+            diff = float(np.abs(a - b).max()) if a.size else 0.0
+            if a.ndim == 2 and a.shape[1] > 1:
+                return diff, float(np.mean(a.argmax(-1) == b.argmax(-1)))
+            return diff, float(np.mean(np.abs(a - b) < 0.1))
+        same = [x == y for x, y in zip(self.decode(a, rows), self.decode(b, rows))]
+        return 0.0, float(np.mean(same)) if same else 1.0
+
     # -- persistence ----------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
         return {"name": self.name, "labels": self.labels, "threshold": self.threshold}
@@ -115,6 +138,9 @@ class Task(ABC):
             if self.needs_pair and row.pair is None:
                 raise DataError(f"task '{self.name}' needs a second text (set --pair-column)", row.source, row.line)
 
+
+SAMPLE_TEXTS = ["质量很好，很满意", "太差了，不会再买", "The delivery was fast.", "北京欢迎你", "一般般吧",
+                "2024年iPhone在北京发布", "服务态度非常好，下次还来", "屏幕有坏点，退货"]
 
 _TASKS: dict[str, type[Task]] = {}
 

@@ -260,6 +260,11 @@ class TokenClassification(Task):
             results.append({"spans": [{"text": row.text[s:e], "type": k, "start": s, "end": e} for s, e, k in spans]})
         return results
 
+    def parity(self, a: Any, b: Any, rows: Sequence[Row]) -> tuple[float, float]:
+        """Tag agreement per token: a long text's one changed tag should not count as the whole row."""
+        pairs = [(x, y) for ra, rb in zip(a, b) for x, y in zip(ra, rb)]
+        return 0.0, float(np.mean([x == y for x, y in pairs])) if pairs else 1.0
+
     def compute_metrics(self, eval_pred: Any) -> dict[str, float]:
         """Entity F1 over token tag sequences of the dev windows (cheap; the final report is per character)."""
         logits, labels = eval_pred.predictions, eval_pred.label_ids
