@@ -78,6 +78,13 @@ class LangbertTrainer(Trainer):
         loss = self.batch_mean_loss(outputs, labels)
         return (loss, outputs) if return_outputs else loss
 
+    def _get_eval_sampler(self, eval_dataset: Any) -> Any:
+        # HF evaluates in length-grouped random order when training groups by length; the dev features are
+        # already sorted by length, and a task's dev metric (``Task.bind_eval``) needs them in that order.
+        if eval_dataset is None or self.args.world_size > 1:
+            return None  # distributed: accelerate splits the set in order and gathers it back in order
+        return torch.utils.data.SequentialSampler(eval_dataset)
+
     def _issue_warnings_after_load(self, load_result: Any) -> None:
         # HF 5 matches missing keys against _keys_to_ignore_on_save, which tied models no longer set: every
         # resumed masked-LM run warned that its decoder, tied to the embeddings and so never saved, was missing.
@@ -230,7 +237,11 @@ def train(config: TrainConfig, callbacks: Sequence[TrainerCallback] = (), splits
     if not getattr(tokenizer, "is_fast", False):
         raise ConfigError(f"{config.model}: langbert needs a fast (Rust) tokenizer for character offsets")
     train_set = FeatureDataset(task.encode(splits.train, tokenizer, config.max_length))
-    dev_set = FeatureDataset(task.encode(splits.dev, tokenizer, config.max_length))
+    # Shortest first, evaluated in this order (LangbertTrainer's eval sampler), so the task can line the
+    # predictions up with its features and rows, and batches still carry little padding.
+    dev_set = FeatureDataset(sorted(task.encode(splits.dev, tokenizer, config.max_length),
+                                    key=lambda f: len(f["input_ids"])))
+    task.bind_eval(splits.dev, dev_set.features)
     if not task.windowed:  # a windowed task reads a long text in overlapping windows: nothing is cut
         _log_truncation(train_set, config.max_length, "train")
 

@@ -81,6 +81,7 @@ def test_question_answering_overfits_and_reloads(tmp_path, tiny_model_dir):
     meta = json.loads((out / "langbert.json").read_text(encoding="utf-8"))
     assert meta["task"]["unanswerable"] is True
     assert meta["metrics"]["dev"]["exact_match"] == 1.0 and meta["metrics"]["dev"]["unanswerable_accuracy"] == 1.0
+    assert meta["best_dev_metric"] == {"f1": 1.0}  # the checkpoint was chosen on answers, not windows
 
 
 @pytest.mark.parametrize("scheduler", ["cosine", "constant"])

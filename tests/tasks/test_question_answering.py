@@ -135,3 +135,25 @@ def test_a_trained_qa_head_carries_on_when_fine_tuned_again(tmp_path, tiny_model
     hub.save_pretrained(tmp_path / "hub-qa")
     AutoTokenizer.from_pretrained(tiny_model_dir).save_pretrained(tmp_path / "hub-qa")
     assert torch.equal(task.build_model(str(tmp_path / "hub-qa")).qa_outputs.weight, hub.qa_outputs.weight)
+
+
+def test_the_dev_metric_during_training_is_answer_f1_over_questions(tiny_model_dir):
+    from types import SimpleNamespace
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    rows = [Row("在哪", ((2, 4),), "我在北京"), Row("什么发布", ((5, 11),), "2024年iphone在北京发布")]
+    task = create_task("question-answering")
+    features = task.encode(rows, tokenizer, max_length=32)
+    longest = max(len(f["input_ids"]) for f in features)
+    start, end = np.full((len(features), longest), -100.0), np.full((len(features), longest), -100.0)
+    for i, f in enumerate(features):  # right on the first row, one token too early a start on the second
+        start[i, :len(f["input_ids"])] = end[i, :len(f["input_ids"])] = 0.0
+        start[i, f["start_positions"] - (i == 1)] = 5.0
+        end[i, f["end_positions"]] = 5.0
+    gold = (np.array([f["start_positions"] for f in features]), np.array([f["end_positions"] for f in features]))
+    prediction = SimpleNamespace(predictions=(start, end), label_ids=gold)
+    assert set(task.compute_metrics(prediction)) == {"window_f1"}  # bare windows: never called "f1"
+    task.bind_eval(rows, features)
+    metrics = task.compute_metrics(prediction)
+    # "年iphone" predicted for "iphone": tokens 年, iphone against iphone -> F1 2/3
+    assert metrics["exact_match"] == 0.5 and metrics["f1"] == pytest.approx((1.0 + 2 / 3) / 2)

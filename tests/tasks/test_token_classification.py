@@ -51,6 +51,8 @@ def test_ner_overfits_and_reloads(tmp_path, tiny_model_dir, crf):
     assert served(out, texts) == json.loads(json.dumps(first))  # spans over HTTP as from Predictor
     meta = json.loads((out / "langbert.json").read_text())
     assert meta["metrics"]["dev"]["entity_f1"] == 1.0 and meta["task"]["crf"] is crf
+    assert meta["best_dev_metric"] == {"entity_f1": meta["metrics"]["dev"]["entity_f1"]}
+    assert "eval_char_tag_accuracy" in (out / "metrics.jsonl").read_text()  # dev scored on characters
     assert (out / "crf.safetensors").exists() is crf
     assert "| support | missed | wrong_bounds | wrong_type | spurious |" in (out / "eval.md").read_text()
 
@@ -282,3 +284,44 @@ def test_every_window_is_a_gold_path_the_crf_allows(tiny_model_dir, scheme):
         first = f["_offsets"][f["_valid"][0]][0]
         cut += 0 < first and any(a < first < b for a, b, _ in rows[f["_row"]].label)
     assert cut, "some window must start inside a span for this test to mean anything"
+
+
+@pytest.mark.parametrize("crf", [False, True])
+def test_the_dev_metric_during_training_is_the_reports_entity_f1(tiny_model_dir, crf):
+    from types import SimpleNamespace
+
+    import numpy as np
+    from transformers import AutoTokenizer
+
+    from langbert.data.rows import Row
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    rows = [Row(t, e) for t, e in NER] + [Row("我在北京" * 12, [(4 * i + 2, 4 * i + 4, "LOC") for i in range(12)])]
+    task = create_task("token-classification", crf=crf, stride=8)
+    task.fit(rows)
+    if crf:
+        task._attach_crf(torch.nn.Module())
+    features = task.encode(rows, tokenizer, max_length=16)
+    assert len(features) > len(rows), "the long row must run in several windows"
+    width = max(len(f["input_ids"]) for f in features) + 3
+    logits = np.full((len(features), width, len(task.labels)), -100.0, dtype=np.float32)
+    for i, f in enumerate(features):
+        logits[i, :len(f["input_ids"])] = 0.0
+        for j, gold in enumerate(f["labels"]):
+            logits[i, j, gold if gold >= 0 else task.labels.index("O")] = 9.0
+    logits[0, 3, :] = 0.0
+    logits[0, 3, task.labels.index("O")] = 9.0  # the first row's 北 missed: one LOC lost
+    labels = np.full((len(features), width), -100)
+    for i, f in enumerate(features):
+        labels[i, :len(f["labels"])] = f["labels"]
+    prediction = SimpleNamespace(predictions=logits, label_ids=labels)
+    assert set(task.compute_metrics(prediction)) == {"window_entity_f1", "window_entity_precision",
+                                                     "window_entity_recall"}
+    task.bind_eval(rows, features)
+    metrics = task.compute_metrics(prediction)
+    tags = task.unbatch(None, SimpleNamespace(logits=torch.from_numpy(logits)),
+                        {"attention_mask": torch.tensor([[1] * len(f["input_ids"]) + [0] * (width - len(f["input_ids"]))
+                                                          for f in features])})
+    report = task.evaluate(task.gather(tags, features, rows), rows).metrics
+    assert metrics["entity_f1"] == pytest.approx(report["entity_f1"]) and report["entity_f1"] < 1.0
+    assert metrics["entity_recall"] == pytest.approx((report["entities"] - 1) / report["entities"])

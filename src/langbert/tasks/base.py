@@ -79,6 +79,10 @@ class Task(ABC):
     def compute_metrics(self, eval_pred: Any) -> dict[str, float]:
         """The cheap metrics the Trainer logs at each evaluation."""
 
+    def bind_eval(self, rows: Sequence[Row], features: list[dict]) -> None:
+        """The dev rows and their features, in the order the Trainer evaluates them: for a task whose
+        dev metric needs more than per-feature outputs and targets (QA's answers across windows)."""
+
     @abstractmethod
     def evaluate(self, outputs: np.ndarray, rows: Sequence[Row]) -> Report:
         """The full report (per-class table, plots) for ``langbert eval``."""

@@ -10,9 +10,10 @@ per token (HF's ``...ForQuestionAnswering`` head).
   context's characters through the tokenizer's offsets.
 - Unanswerable questions: when the training data has any, a row is answered "" when the [CLS] score of
   its windows beats its best span (HF's SQuAD 2.0 rule, without a tuned threshold).
-- The dev metric during training is computed over windows (``window_f1``: overlap of predicted and gold
-  token spans, [CLS] for none), as cheap as the Trainer allows; the reports are SQuAD's exact match and
-  F1 per question, on characters (see ``answers``).
+- Scores are SQuAD's exact match and F1 per question, on characters (see ``answers``), during training
+  too: the dev rows are bound to the task (``bind_eval``), so the best checkpoint is the best answerer.
+  Without them (``compute_metrics`` on bare windows) the only metric is ``window_f1``, the overlap of
+  predicted and gold token spans per window, [CLS] for none; it is never reported as ``f1``.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ TARGETS = ("start_positions", "end_positions")
 class QuestionAnswering(Task):
     name = "question-answering"
     description = "extractive QA: the answer span in a context (SQuAD format; unanswerable questions allowed)"
-    default_metric = "window_f1"
+    default_metric = "f1"
     needs_pair = True
     windowed = True
 
@@ -50,6 +51,7 @@ class QuestionAnswering(Task):
         super().__init__(["start", "end"], threshold)
         self.stride = stride
         self.unanswerable = unanswerable
+        self._eval: tuple[Sequence[Row], list[dict]] | None = None
 
     def state(self) -> dict[str, Any]:
         return {**super().state(), "stride": self.stride, "unanswerable": self.unanswerable}
@@ -172,8 +174,18 @@ class QuestionAnswering(Task):
                 results.append({"answer": row.pair[start:end], "start": start, "end": end, "score": probability})
         return results
 
+    def bind_eval(self, rows: Sequence[Row], features: list[dict]) -> None:
+        self._eval = (rows, features)
+
     def compute_metrics(self, eval_pred: Any) -> dict[str, float]:
         (start_logits, end_logits), (gold_start, gold_end) = eval_pred.predictions, eval_pred.label_ids
+        if self._eval is not None and len(self._eval[1]) == len(start_logits):
+            rows, features = self._eval
+            # The Trainer pads every batch's scores to the longest window seen; each window keeps its own.
+            results = [(s[:len(f["input_ids"])], e[:len(f["input_ids"])])
+                       for s, e, f in zip(start_logits, end_logits, features)]
+            metrics = self.evaluate(self.gather(results, features, rows), rows).metrics
+            return {k: v for k, v in metrics.items() if k not in ("questions", "unanswerable")}
         scores = []
         for s, e, gs, ge in zip(start_logits, end_logits, gold_start, gold_end):
             ps, pe = _best_window_span(s, e)
