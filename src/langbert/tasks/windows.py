@@ -38,7 +38,9 @@ def check_windows_cover(rows: Sequence[Row], texts: Sequence[str], enc: Any, tok
         if r in overflowed:
             ends = (e for i, (s, e) in enumerate(enc["offset_mapping"][w]) if e > s and in_text(w, i))
             reach[r] = max(reach.get(r, 0), max(ends, default=0))
-    whole = tokenizer([texts[r] for r in full], add_special_tokens=False, return_offsets_mapping=True)
+    # verbose=False: this whole-text pass only measures; transformers' "will result in indexing errors" for
+    # texts over the model's maximum would be wrong, the model gets the windows.
+    whole = tokenizer([texts[r] for r in full], add_special_tokens=False, return_offsets_mapping=True, verbose=False)
     for r, offsets in zip(full, whole["offset_mapping"]):
         end = max((e for s, e in offsets if e > s), default=0)
         if reach[r] < end:
