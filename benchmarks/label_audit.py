@@ -1,6 +1,7 @@
-"""How many zh-sentiment test labels can a reader confirm? A blind reading of 300 test texts.
+"""How many zh-sentiment test labels can a reader confirm? A blind reading of 500 test texts.
 
-`zh_sentiment_label_audit.jsonl` (next to this script) holds 300 texts drawn at random from the test split.
+`zh_sentiment_label_audit.jsonl` (next to this script) holds 500 texts drawn at random from the test split
+(two draws, 300 and 200, neither repeating a text).
 They were read in random order with no label, prediction, or split position in view. Each got a
 `reader` verdict: "positive", "negative", or null. Null means the line alone gives no polarity: a hotel's
 reply, a fragment such as "餐饮：", a neutral fact, or praise and complaint in balance. `seen_with_label`
@@ -29,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _results import row, write_rows  # noqa: E402
 
 AUDIT = Path(__file__).parent / "zh_sentiment_label_audit.jsonl"
-DATASET = "zh-sentiment-audit300"
+DATASET = "zh-sentiment-audit"
 VERDICTS = ("positive", "negative", None)
 
 

@@ -104,4 +104,4 @@ def test_every_audited_text_is_in_the_zh_sentiment_test_split():
 
     test = {r.text: r.label for r in get_builtin("zh-sentiment").load().splits["test"]}
     entries = audit.read_audit(audit.AUDIT, test)
-    assert len(entries) == len({e["text"] for e in entries}) == 300
+    assert len(entries) == len({e["text"] for e in entries}) == 500
