@@ -220,3 +220,49 @@ def test_the_model_is_loaded_on_a_thread_that_is_gone_before_serving(model_dir, 
     assert len(loaders) == 1 and loaders[0] is not threading.main_thread() and not loaders[0].is_alive()
     with TestClient(app) as c:
         assert c.post("/predict", json={"texts": ["很好很喜欢"]}).json()["predictions"][0]["label"] == "pos"
+
+
+def test_one_bad_request_fails_alone_not_the_batch_it_shared():
+    from langbert.errors import DataError
+    from langbert.serve import MicroBatcher
+
+    class Picky:
+        def predict(self, texts, pairs=None):
+            calls.append(list(texts))
+            if "bad" in texts:
+                raise DataError("the question is too long")
+            return [{"label": t} for t in texts]
+
+    calls: list[list[str]] = []
+    batcher = MicroBatcher(Picky(), ServeLimits(batch_wait_ms=200))
+
+    async def run():
+        batcher.start()
+        try:
+            return await asyncio.gather(*[batcher.predict([t], None) for t in ("a", "bad", "c")],
+                                        return_exceptions=True)
+        finally:
+            await batcher.stop()
+
+    good_a, bad, good_c = asyncio.run(run())
+    assert good_a == [{"label": "a"}] and good_c == [{"label": "c"}]
+    assert isinstance(bad, DataError)
+    assert calls[0] == ["a", "bad", "c"] and sorted(map(tuple, calls[1:])) == [("a",), ("bad",), ("c",)]
+
+
+def test_a_question_answering_server_needs_pairs_and_says_what_is_wrong(tmp_path, tiny_model_dir):
+    from langbert import train
+    from tests.conftest import tiny_train_config, write_jsonl
+
+    path = write_jsonl(tmp_path / "qa.jsonl", [{"question": "我在哪", "context": "我在北京", "answers": "北京"}])
+    out = train(tiny_train_config(tmp_path, tiny_model_dir, path, task="question-answering", max_steps=2,
+                                  eval_steps=2))
+    with TestClient(create_app(str(out), limits=ServeLimits(max_chars=50))) as client:
+        missing = client.post("/predict", json={"texts": ["我在哪"]})
+        assert missing.status_code == 422 and "needs 'pairs'" in missing.json()["detail"]
+        long_pair = client.post("/predict", json={"texts": ["我在哪"], "pairs": ["我" * 51]})
+        assert long_pair.status_code == 422 and "pairs[0] has 51 characters" in long_pair.json()["detail"]
+        long_question = client.post("/predict", json={"texts": ["我在哪" * 10], "pairs": ["我在北京"]})
+        assert long_question.status_code == 422 and "more than half of max_length" in long_question.json()["detail"]
+        ok = client.post("/predict", json={"texts": ["我在哪"], "pairs": ["我在北京"]})
+        assert ok.status_code == 200 and set(ok.json()["predictions"][0]) == {"answer", "start", "end", "score"}

@@ -21,6 +21,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError
 
+from .errors import LangbertError
 from .predict import Predictor
 
 
@@ -99,15 +100,30 @@ class MicroBatcher:
                 try:
                     results = await loop.run_in_executor(self.worker, self.predictor.predict, texts, pairs)
                 except Exception as exc:  # noqa: BLE001 - every waiting caller must hear about it
-                    for _, _, future in group:
-                        if not future.done():
-                            future.set_exception(exc)
+                    # One request's bad input (a QA question too long for max_length) must not fail the
+                    # others it was batched with: each runs alone, and only its own failure reaches it.
+                    await self._one_by_one(group, exc)
                     continue
                 start = 0
                 for job_texts, _, future in group:
                     if not future.done():
                         future.set_result(results[start:start + len(job_texts)])
                     start += len(job_texts)
+
+    async def _one_by_one(self, group: list, batch_error: Exception) -> None:
+        loop = asyncio.get_running_loop()
+        for job_texts, job_pairs, future in group:
+            if future.done():
+                continue
+            if len(group) == 1:
+                future.set_exception(batch_error)
+                continue
+            try:
+                result = await loop.run_in_executor(self.worker, self.predictor.predict, job_texts, job_pairs)
+            except Exception as exc:  # noqa: BLE001
+                future.set_exception(exc)
+            else:
+                future.set_result(result)
 
 
 async def read_body(receive: Any, max_bytes: int | None = None) -> bytes | None:
@@ -190,7 +206,11 @@ class PredictEndpoint:
         refused = self._refusal(request)
         if refused:
             return await send_json(send, *refused)
-        return await send_json(send, 200, {"predictions": await self.batcher.predict(request.texts, request.pairs)})
+        try:
+            predictions = await self.batcher.predict(request.texts, request.pairs)
+        except LangbertError as exc:  # the input itself is wrong (DataError, ...): the caller's to fix
+            return await send_json(send, 422, {"detail": str(exc)})
+        return await send_json(send, 200, {"predictions": predictions})
 
     def _authorised(self, scope: dict) -> bool:
         scheme, _, token = dict(scope.get("headers") or []).get(b"authorization", b"").partition(b" ")
@@ -200,11 +220,15 @@ class PredictEndpoint:
         limits = self.limits
         if len(request.texts) > limits.max_texts:
             return 413, {"detail": f"{len(request.texts)} texts; at most {limits.max_texts} per request"}
-        for i, text in enumerate(request.texts):
-            if len(text) > limits.max_chars:
-                return 422, {"detail": f"texts[{i}] has {len(text)} characters; at most {limits.max_chars}"}
-            if not text.strip():
-                return 422, {"detail": f"texts[{i}] is empty"}
+        task = self.batcher.predictor.task
+        if task.needs_pair and request.pairs is None:
+            return 422, {"detail": f"task '{task.name}' needs 'pairs', one second text per text"}
+        for field in ("texts", "pairs"):
+            for i, text in enumerate(getattr(request, field) or ()):
+                if len(text) > limits.max_chars:
+                    return 422, {"detail": f"{field}[{i}] has {len(text)} characters; at most {limits.max_chars}"}
+                if not text.strip():
+                    return 422, {"detail": f"{field}[{i}] is empty"}
         if request.pairs is not None and len(request.pairs) != len(request.texts):
             return 422, {"detail": f"{len(request.texts)} texts but {len(request.pairs)} pairs"}
         return None
