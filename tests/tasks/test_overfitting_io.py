@@ -75,6 +75,9 @@ def test_question_answering_overfits_and_reloads(tmp_path, tiny_model_dir):
                                eval_steps=100, dropout=0.0)
     out, preds = _roundtrip(config, [q for q, _, _ in rows], [c for _, c, _ in rows])
     assert [p["answer"] for p in preds] == [a or "" for _, _, a in rows]
+    padded = Predictor.load(out, unpadded=False).predict([q for q, _, _ in rows], [c for _, c, _ in rows])
+    assert [(p["answer"], p["start"]) for p in padded] == [(p["answer"], p["start"]) for p in preds]
+    assert [p["score"] for p in padded] == pytest.approx([p["score"] for p in preds], abs=1e-4)
     for (_, context, answer), p in zip(rows, preds):
         if answer:
             assert context[p["start"]:p["end"]] == answer and 0 < p["score"] <= 1
