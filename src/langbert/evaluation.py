@@ -21,6 +21,8 @@ class Report:
     """Rows are true labels, columns predicted labels, in ``labels`` order."""
     scatter: tuple[list[float], list[float]] | None = None
     """(true, predicted) for regression."""
+    outcomes: dict[str, dict[str, int]] | None = None
+    """Per label, how its spans fared: ``found`` exactly and each kind of error (sequence labelling)."""
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"metrics": self.metrics, "per_class": self.table}
@@ -124,7 +126,7 @@ def _fmt(value: Any) -> str:
 
 
 def _plot(report: Report, out: Path, split: str) -> Path | None:
-    if report.confusion is None and report.scatter is None:
+    if report.confusion is None and report.scatter is None and not report.outcomes:
         return None
     import matplotlib
 
@@ -149,6 +151,9 @@ def _plot(report: Report, out: Path, split: str) -> Path | None:
         acc = report.metrics.get("accuracy")
         ax.set_title(f"{split}: confusion" + (f" (accuracy {acc:.1%})" if acc is not None else ""))
         path = out / (f"confusion_{split}.png" if split != "test" else "confusion.png")
+    elif report.outcomes:
+        fig, ax = _outcome_bars(plt, report, split)
+        path = out / (f"errors_{split}.png" if split != "test" else "errors.png")
     else:
         y, yhat = report.scatter
         fig, ax = plt.subplots(figsize=(4.5, 4.5))
@@ -163,6 +168,34 @@ def _plot(report: Report, out: Path, split: str) -> Path | None:
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+# The gold-side errors warm to cold, spurious predictions grey.
+_ERROR_COLOURS = {"missed": "#c43c35", "wrong_bounds": "#e8912d", "wrong_type": "#8e5bb5", "spurious": "#9a9a9a"}
+
+
+def _outcome_bars(plt: Any, report: Report, split: str) -> tuple[Any, Any]:
+    """The errors of each label (the 30 with most), stacked by kind; found spans and F1 in the label.
+    Found spans are left out of the bars: at 95% F1 they would dwarf the errors a reader looks for."""
+    outcomes = report.outcomes
+    errors_of = lambda k: sum(v for kind, v in outcomes[k].items() if kind != "found")  # noqa: E731
+    labels = sorted(outcomes, key=lambda k: -errors_of(k))[:30]
+    rows = {row["label"]: row for row in report.table}
+    fig, ax = plt.subplots(figsize=(7.5, 1.4 + 0.42 * len(labels)))
+    left = np.zeros(len(labels))
+    for kind, colour in _ERROR_COLOURS.items():
+        values = np.array([outcomes[k].get(kind, 0) for k in labels], dtype=float)
+        ax.barh(range(len(labels)), values, left=left, color=colour, label=kind.replace("_", " "))
+        left += values
+    names = [f"{k}: F1 {rows[k]['f1']:.1%}, {outcomes[k]['found']:,} of {rows[k]['support']:,} found" if k in rows
+             else k for k in labels]
+    ax.set_yticks(range(len(labels)), names)
+    ax.invert_yaxis()
+    ax.set_xlabel("spans")
+    ax.legend(loc="lower right", fontsize=8, frameon=False)
+    headline = report.metrics.get("entity_f1")
+    ax.set_title(f"{split}: errors per type" + (f" (F1 {headline:.1%})" if headline is not None else ""))
+    return fig, ax
 
 
 def _atomic_write(path: Path, text: str) -> None:

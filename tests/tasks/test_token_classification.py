@@ -55,6 +55,7 @@ def test_ner_overfits_and_reloads(tmp_path, tiny_model_dir, crf):
     assert "eval_char_tag_accuracy" in (out / "metrics.jsonl").read_text()  # dev scored on characters
     assert (out / "crf.safetensors").exists() is crf
     assert "| support | missed | wrong_bounds | wrong_type | spurious |" in (out / "eval.md").read_text()
+    assert (out / "errors_dev.png").exists()
 
 
 def test_crf_scores_learn_at_their_own_rate(tmp_path, tiny_model_dir):
@@ -248,6 +249,21 @@ def test_entity_evaluation_is_strict_and_per_type():
     assert per_type["LOC"]["f1"] == pytest.approx(0.5) and per_type["PER"]["f1"] == 1.0
     assert report.metrics["char_tag_accuracy"] < 1.0
     assert (per_type["LOC"]["wrong_bounds"], per_type["LOC"]["missed"], per_type["PER"]["wrong_bounds"]) == (1, 0, 0)
+    assert report.outcomes["LOC"] == {"found": 1, "missed": 0, "wrong_bounds": 1, "wrong_type": 0, "spurious": 0}
+    for label, outcome in report.outcomes.items():  # every gold span is found or one of the gold-side errors
+        assert outcome["found"] + outcome["missed"] + outcome["wrong_bounds"] + outcome["wrong_type"] == \
+            per_type[label]["support"]
+
+
+def test_the_report_draws_each_types_spans_found_and_errors(tmp_path):
+    from langbert.evaluation import Report, write_reports
+
+    report = Report({"entity_f1": 0.8}, [{"label": "LOC", "precision": 0.8, "recall": 0.8, "f1": 0.8, "support": 10}],
+                    outcomes={"LOC": {"found": 8, "missed": 1, "wrong_bounds": 1, "wrong_type": 0, "spurious": 2}})
+    written = write_reports({"dev": report, "test": report}, tmp_path)
+    assert written["plot_dev"].name == "errors_dev.png" and written["plot_test"].name == "errors.png"
+    assert written["plot_dev"].stat().st_size > 5000
+    assert "![dev](errors_dev.png)" in (tmp_path / "eval.md").read_text()
 
 
 def test_span_errors_say_what_went_wrong():

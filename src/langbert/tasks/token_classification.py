@@ -310,9 +310,11 @@ class TokenClassification(Task):
         gold_tags, pred_tags = [], []
         correct = total = 0
         errors: Counter = Counter()
+        found: Counter = Counter()
         for tokens, row in zip(outputs, rows):
             predicted = self.spans(tokens)
             errors.update(span_errors(row.label or [], predicted))
+            found.update(kind for _, _, kind in set(row.label or []) & set(predicted))
             # seqeval over characters in IOB2, whatever the scheme: strict span matching of type and bounds.
             g = spans_to_tags(len(row.text), row.label or [], "BIO")
             p = spans_to_tags(len(row.text), predicted, "BIO")
@@ -333,7 +335,8 @@ class TokenClassification(Task):
                    "entity_recall": micro["recall"], "entity_macro_f1": macro["f1-score"],
                    "char_tag_accuracy": correct / max(total, 1), "sentences": len(rows),
                    "entities": int(micro["support"])}
-        return Report(metrics, table)
+        outcomes = {row["label"]: {"found": found[row["label"]], **{e: row[e] for e in ERROR_KINDS}} for row in table}
+        return Report(metrics, table, outcomes=outcomes)
 
 
 def _iob(tag: str) -> str:
