@@ -9,6 +9,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+LOWER_IS_BETTER = {"loss", "mse", "mae"}
+
 
 @dataclass
 class Report:
@@ -165,6 +167,44 @@ def _plot(report: Report, out: Path, split: str) -> Path | None:
         ax.set_title(f"{split}: pearson {report.metrics['pearson']:.3f}")
         path = out / (f"scatter_{split}.png" if split != "test" else "scatter.png")
     fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def plot_training(metrics_jsonl: str | Path, metric: str, out: str | Path, title: str = "training") -> Path | None:
+    """Training loss and the dev ``metric`` against the step, from ``metrics.jsonl``: how the run went,
+    where the best checkpoint sits, whether it was still learning. A dev loss shares the training loss's
+    axis (one scale for both); any other metric gets its own. None when nothing was logged."""
+    lines = [json.loads(l) for l in Path(metrics_jsonl).read_text(encoding="utf-8").splitlines() if l.strip()]
+    train = [(l["step"], l["loss"]) for l in lines if "loss" in l]
+    dev = sorted({l["step"]: l[f"eval_{metric}"] for l in lines if f"eval_{metric}" in l}.items())
+    if not train and not dev:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.5, 3.6))
+    if train:
+        ax.plot(*zip(*train), color="#4a72b0", lw=1.2, label="training loss")
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss" if metric == "loss" else "training loss")
+    if dev:
+        dev_ax = ax if metric == "loss" else ax.twinx()
+        dev_ax.plot(*zip(*dev), color="#c43c35", marker="o", lw=1.2, label=f"dev {metric}")
+        best = (min if metric in LOWER_IS_BETTER else max)(dev, key=lambda point: point[1])
+        dev_ax.annotate(f"best {best[1]:.4g}", best, textcoords="offset points", xytext=(0, 8), ha="center",
+                        fontsize=8, color="#c43c35")
+        dev_ax.margins(y=0.15)
+        if dev_ax is not ax:
+            dev_ax.set_ylabel(f"dev {metric}")
+        handles = ax.get_legend_handles_labels()[0] + (dev_ax.get_legend_handles_labels()[0] if dev_ax is not ax else [])
+        ax.legend(handles=handles, fontsize=8, frameon=False, loc="center right")
+    ax.set_title(title)
+    fig.tight_layout()
+    path = Path(out)
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path

@@ -22,7 +22,7 @@ from .artifacts import write_metadata
 from .config import TrainConfig, resolve_model
 from .data.loading import Splits, load_splits
 from .errors import ConfigError
-from .evaluation import write_reports
+from .evaluation import LOWER_IS_BETTER, plot_training, write_reports
 from .hardware import use_bf16
 from .predict import Predictor
 from .tasks import Task, create_task
@@ -31,7 +31,6 @@ from .tasks.pooling import resolve_pooling
 
 logger = logging.getLogger(__name__)
 
-LOWER_IS_BETTER = {"loss", "mse", "mae"}
 
 
 class FeatureDataset(torch.utils.data.Dataset):
@@ -292,6 +291,8 @@ def train(config: TrainConfig, callbacks: Sequence[TrainerCallback] = (), splits
     reports = {name: predictor.evaluate(rows, config.eval_batch_size)
                for name, rows in (("dev", splits.dev), ("test", splits.test)) if rows}
     write_reports(reports, out, title=f"{config.task} on {splits.source}")
+    plot_training(out / "metrics.jsonl", args.metric_for_best_model, out / "training.png",
+                  title=f"{config.task}: training loss and dev {args.metric_for_best_model}")
     write_metadata(out, {
         "task": task.state(),
         "max_length": config.max_length,

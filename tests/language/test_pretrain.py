@@ -93,6 +93,7 @@ def test_embeddings_first_then_full_model_and_perplexity(tmp_path, tiny_model_di
     assert not torch.equal(both[body], start[body]), "phase 2 must train the body"
     ppl = meta["heldout_perplexity"]
     assert meta["steps"] == 12 and ppl["before"] > 0 and ppl["after"] < ppl["before"]
+    assert (tmp_path / "run12" / "pt" / "training.png").exists()  # training and held-out MLM loss by step
 
 
 def test_pretraining_resumes(tmp_path, tiny_model_dir):

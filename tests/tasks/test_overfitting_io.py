@@ -30,6 +30,7 @@ def test_text_classification_overfits_and_reloads(tmp_path, tiny_model_dir):
     assert (out / "eval.json").exists() and (out / "eval.md").exists() and (out / "confusion_dev.png").exists()
     assert (out / "model.safetensors").exists() and not (out / "training_args.bin").exists()
     assert (out / "metrics.jsonl").read_text().count("eval_accuracy") == 2
+    assert (out / "training.png").stat().st_size > 5000  # loss and dev accuracy against the step
 
 
 def test_pair_classification_overfits_and_reloads(tmp_path, tiny_model_dir):

@@ -22,6 +22,7 @@ from ..artifacts import write_metadata
 from ..tasks.pooling import carry_pooling_declaration
 from ..config import PretrainConfig, resolve_model
 from ..errors import ConfigError
+from ..evaluation import plot_training
 from ..hardware import use_bf16
 from ..training import LangbertTrainer, MetricsJsonl
 from .adapt import heldout_texts, training_texts
@@ -161,6 +162,7 @@ def pretrain(cfg: PretrainConfig) -> Path:
         (out / "training_args.bin").unlink(missing_ok=True)
         tokenizer.save_pretrained(str(out))
         carry_pooling_declaration(model_path, out)
+        plot_training(out / "metrics.jsonl", "loss", out / "training.png", title="masked-LM loss, training and held-out")
         write_metadata(out, {
             "stage": "pretrain", "source_model": cfg.model, "config": cfg.to_dict(),
             "steps": trainer.state.global_step, "planned_steps": max_steps, "train_blocks": len(train_set),
