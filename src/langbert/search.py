@@ -24,7 +24,8 @@ from transformers import TrainerCallback
 
 from .config import _read_yaml, build_config
 from .errors import ConfigError
-from .training import LOWER_IS_BETTER, train
+from .evaluation import LOWER_IS_BETTER
+from .training import train
 
 logger = logging.getLogger(__name__)
 
