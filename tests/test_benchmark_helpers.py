@@ -105,3 +105,14 @@ def test_every_audited_text_is_in_the_zh_sentiment_test_split():
     test = {r.text: r.label for r in get_builtin("zh-sentiment").load().splits["test"]}
     entries = audit.read_audit(audit.AUDIT, test)
     assert len(entries) == len({e["text"] for e in entries}) == 500
+
+
+def test_the_qa_check_asks_for_the_first_entity_of_each_type():
+    from langbert.data.rows import Row
+
+    qa = _script("question_answering")
+    rows = [Row("上海和北京的张三", [(3, 5, "LOC"), (0, 2, "LOC"), (6, 8, "PER")]), Row("无实体", [])]
+    records = qa.recast(rows, None)
+    assert [(r["question"], r["answers"]["text"][0], r["answers"]["answer_start"][0]) for r in records] == [
+        (qa.QUESTIONS["LOC"], "上海", 0), (qa.QUESTIONS["PER"], "张三", 6)]
+    assert len(qa.recast(rows, 1)) == 1
