@@ -61,3 +61,26 @@ def test_two_processes_pretrain_on_one_time_budget_plan(tmp_path, tiny_model_dir
     assert proc.returncode == 0, proc.stderr[-3000:]
     meta = json.loads((out / "langbert.json").read_text())
     assert meta["planned_steps"] == meta["steps"] == 8
+
+
+def test_a_finished_command_closes_the_process_group_and_a_failed_one_leaves_it(tmp_path):
+    """Left to interpreter shutdown, gloo's threads can abort the rank (pytorch/pytorch#190489); after a
+    failure another rank may sit in a collective, where closing would hang, so it is left alone."""
+    import torch.distributed as dist
+
+    from langbert.cli import main
+
+    def init():
+        dist.init_process_group("gloo", init_method=f"file://{tmp_path}/store-{init.n}", rank=0, world_size=1)
+        init.n += 1
+
+    init.n = 0
+    init()
+    assert main(["data", "info"]) == 0
+    assert not dist.is_initialized()
+    init()
+    try:
+        assert main(["train", "--train", str(tmp_path / "missing.csv"), "--output-dir", str(tmp_path / "o")]) == 2
+        assert dist.is_initialized()
+    finally:
+        dist.destroy_process_group()

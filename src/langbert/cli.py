@@ -400,10 +400,26 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if ns.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     try:
-        return ns.handler(ns)
+        code = ns.handler(ns)
     except LangbertError as exc:
         print(f"langbert: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("langbert: interrupted", file=sys.stderr)
         return 130
+    _close_process_group()
+    return code
+
+
+def _close_process_group() -> None:
+    """Under torchrun, close the process group once a command has finished. Left to interpreter shutdown,
+    gloo's worker threads can still hold tensors when Python is torn down, and the rank aborts ("terminate
+    called without an active exception", SIGABRT; pytorch/pytorch#190489): a CI run of the 2-process
+    pretraining test failed so. Only after success: a rank that failed may leave others inside a
+    collective, where closing the group would hang (pytorch/torchtitan#1342)."""
+    if "torch.distributed" not in sys.modules:
+        return
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
