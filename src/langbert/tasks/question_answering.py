@@ -130,12 +130,14 @@ class QuestionAnswering(Task):
         stride = max(0, min(self.stride, (room - longest) // 2))
         enc = tokenizer(questions, [r.pair for r in rows], truncation="only_second", max_length=max_length,
                         stride=stride, return_overflowing_tokens=True, return_offsets_mapping=True)
+        # Once per window: the coverage check asks per token, and each call builds the window's whole list.
+        sequence_ids = [enc.sequence_ids(w) for w in range(len(enc["input_ids"]))]
         check_windows_cover(rows, [r.pair for r in rows], enc, tokenizer, max_length,
-                            lambda w, i: enc.sequence_ids(w)[i] == 1)
+                            lambda w, i: sequence_ids[w][i] == 1)
         features = []
         for w, row_index in enumerate(enc["overflow_to_sample_mapping"]):
             row = rows[row_index]
-            in_context = [i for i, s in enumerate(enc.sequence_ids(w)) if s == 1]
+            in_context = [i for i, s in enumerate(sequence_ids[w]) if s == 1]
             offsets = [tuple(o) for o in enc["offset_mapping"][w]]
             item = {k: enc[k][w] for k in ("input_ids", "attention_mask", "token_type_ids") if k in enc}
             item["_row"], item["_offsets"] = row_index, offsets
