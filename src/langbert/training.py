@@ -32,7 +32,6 @@ from .tasks.pooling import resolve_pooling
 logger = logging.getLogger(__name__)
 
 
-
 class FeatureDataset(torch.utils.data.Dataset):
     """Features tokenised once up front; ``lengths`` lets the length-grouped sampler skip a pass."""
 

@@ -15,6 +15,7 @@ from .split import split_of
 
 logger = logging.getLogger(__name__)
 
+
 @dataclass
 class Splits:
     train: list[Row]
