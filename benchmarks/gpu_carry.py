@@ -34,6 +34,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).parent))
+from gpu_session import cast_weights  # noqa: E402
+
 LIMIT = 64 * 2**20
 
 
@@ -42,23 +45,10 @@ def run(*argv: str) -> None:
     subprocess.run([sys.executable, "-m", "langbert", *argv], check=True)
 
 
-def halve(folder: Path) -> None:
-    """Weights to bf16 in place: half the bytes, and fine-tuning runs under bf16 autocast anyway."""
-    import torch
-    from safetensors.torch import load_file, save_file
-
-    path = folder / "model.safetensors"
-    weights = {k: v.to(torch.bfloat16) if v.is_floating_point() else v for k, v in load_file(path).items()}
-    save_file(weights, path, metadata={"format": "pt"})
-
-
 def unpack(parts_dir: Path, into: Path) -> None:
     """gpu_session's ``models.tar.part*`` into ``into``, every model's weights widened back to fp32."""
     import io
     import tarfile
-
-    import torch
-    from safetensors.torch import load_file, save_file
 
     parts = sorted(parts_dir.glob("models.tar.part*"), key=lambda q: int(q.name.rsplit("part", 1)[1]))
     if not parts:
@@ -66,8 +56,7 @@ def unpack(parts_dir: Path, into: Path) -> None:
     with tarfile.open(fileobj=io.BytesIO(b"".join(q.read_bytes() for q in parts))) as tar:
         tar.extractall(into, filter="data")
     for path in into.rglob("model.safetensors"):
-        weights = {k: v.float() if v.is_floating_point() else v for k, v in load_file(path).items()}
-        save_file(weights, path, metadata={"format": "pt"})
+        cast_weights(path, path, "float32")
         print(f"{path.parent}: fp32")
 
 
@@ -101,7 +90,8 @@ def main() -> None:
 
     shutil.rmtree(args.out, ignore_errors=True)
     shutil.copytree(adapted, args.out / "model", ignore=shutil.ignore_patterns("checkpoints", "*.md", "*.png"))
-    halve(args.out / "model")
+    # bf16: half the bytes to carry; fine-tuning runs under bf16 autocast anyway.
+    cast_weights(args.out / "model" / "model.safetensors", args.out / "model" / "model.safetensors", "bfloat16")
     shutil.copytree(packed / "data", args.out / "data")
     total = size(args.out)
     print(f"{args.out}: model {size(args.out / 'model') / 2**20:.1f} MiB, data {size(args.out / 'data') / 2**20:.1f} "

@@ -116,13 +116,21 @@ def collect(work: Path, dest: Path) -> None:
                 tar.add(path, arcname=str(path.relative_to(work.parent)))
 
 
+def cast_weights(source: Path, dest: Path, dtype: str) -> None:
+    """A safetensors file with its floating-point tensors cast to ``dtype`` ("bfloat16": half the bytes to
+    carry; "float32": back to what training on the CPU expects); integer tensors as they are."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    target = getattr(torch, dtype)
+    weights = {k: v.to(target) if v.is_floating_point() else v for k, v in load_file(source).items()}
+    save_file(weights, dest, metadata={"format": "pt"})
+
+
 def collect_models(work: Path, dest: Path, part_bytes: int = 15 * 2**20) -> None:
     """The pretrained checkpoint and the NER model with the best dev F1, weights in bf16 (half the bytes;
     fine-tuning and evaluation run under bf16 autocast anyway), as one tar cut into parts."""
     import io
-
-    import torch
-    from safetensors.torch import load_file, save_file
 
     ner = [d for d in work.glob("adapted-crf-*/ner-adapted-crf") if (d / "langbert.json").exists()]
     best = max(ner, key=lambda d: json.loads((d / "langbert.json").read_text())["best_dev_metric"]["entity_f1"],
@@ -135,10 +143,8 @@ def collect_models(work: Path, dest: Path, part_bytes: int = 15 * 2**20) -> None
             for path in sorted(folder.iterdir()):
                 name = str(path.relative_to(work))
                 if path.name == "model.safetensors":
-                    weights = {k: v.to(torch.bfloat16) if v.is_floating_point() else v
-                               for k, v in load_file(path).items()}
                     half = work / "half.safetensors"
-                    save_file(weights, half, metadata={"format": "pt"})
+                    cast_weights(path, half, "bfloat16")
                     tar.add(half, arcname=name)
                 elif path.is_file() or path.name == "1_Pooling":
                     tar.add(path, arcname=name)
