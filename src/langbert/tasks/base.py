@@ -31,6 +31,7 @@ class Task(ABC):
     def __init__(self, labels: Sequence[str] | None = None, threshold: float = 0.5):
         self.labels: list[str] = list(labels) if labels is not None else []
         self.threshold = threshold
+        self._eval: tuple[Sequence[Row], list[dict]] | None = None
 
     # -- labels ---------------------------------------------------------------------------------
     @abstractmethod
@@ -82,6 +83,7 @@ class Task(ABC):
     def bind_eval(self, rows: Sequence[Row], features: list[dict]) -> None:
         """The dev rows and their features, in the order the Trainer evaluates them: for a task whose
         dev metric needs more than per-feature outputs and targets (QA's answers across windows)."""
+        self._eval = (rows, features)
 
     @abstractmethod
     def evaluate(self, outputs: np.ndarray, rows: Sequence[Row]) -> Report:

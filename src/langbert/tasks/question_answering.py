@@ -51,7 +51,6 @@ class QuestionAnswering(Task):
         super().__init__(["start", "end"], threshold)
         self.stride = stride
         self.unanswerable = unanswerable
-        self._eval: tuple[Sequence[Row], list[dict]] | None = None
 
     def state(self) -> dict[str, Any]:
         return {**super().state(), "stride": self.stride, "unanswerable": self.unanswerable}
@@ -175,9 +174,6 @@ class QuestionAnswering(Task):
                 _, start, end, probability = best
                 results.append({"answer": row.pair[start:end], "start": start, "end": end, "score": probability})
         return results
-
-    def bind_eval(self, rows: Sequence[Row], features: list[dict]) -> None:
-        self._eval = (rows, features)
 
     def compute_metrics(self, eval_pred: Any) -> dict[str, float]:
         (start_logits, end_logits), (gold_start, gold_end) = eval_pred.predictions, eval_pred.label_ids

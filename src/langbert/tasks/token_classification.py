@@ -72,7 +72,6 @@ class TokenClassification(Task):
         self.scheme, self.crf, self.stride = scheme, crf, stride
         self.types = list(types or [])
         self._crf_module: CRF | None = None
-        self._eval: tuple[Sequence[Row], list[dict]] | None = None
 
     def state(self) -> dict[str, Any]:
         return {**super().state(), "scheme": self.scheme, "crf": self.crf, "stride": self.stride, "types": self.types}
@@ -266,9 +265,6 @@ class TokenClassification(Task):
         """Tag agreement per token: a long text's one changed tag should not count as the whole row."""
         pairs = [(x, y) for ra, rb in zip(a, b) for x, y in zip(ra, rb)]
         return 0.0, float(np.mean([x == y for x, y in pairs])) if pairs else 1.0
-
-    def bind_eval(self, rows: Sequence[Row], features: list[dict]) -> None:
-        self._eval = (rows, features)
 
     def compute_metrics(self, eval_pred: Any) -> dict[str, float]:
         """Strict entity P/R/F1 on the dev rows' characters, windows merged as at prediction: the number the
