@@ -33,7 +33,7 @@ def row(dataset: str, system: str, metric: str, value: float, wall_seconds: floa
 
 def hardware() -> str:
     """Cores and whether bf16 is native: it decides whether bf16 autocast is 2x faster or 3x slower."""
-    from langbert.hardware import bf16_native
+    from langbert.kernels.hardware import bf16_native
 
     import torch
 

@@ -20,7 +20,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 from _results import row, run_once, write_rows  # noqa: E402
 
-from langbert.baselines import tfidf_logreg  # noqa: E402
+from langbert.evaluation.baselines import tfidf_logreg  # noqa: E402
 from langbert.config import AdaptConfig, PretrainConfig, load_recipe  # noqa: E402
 from langbert.data import get_builtin  # noqa: E402
 from langbert.language.adapt import adapt  # noqa: E402

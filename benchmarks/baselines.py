@@ -16,7 +16,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 from _results import row, write_rows  # noqa: E402
 
-from langbert.baselines import tfidf_logreg  # noqa: E402
+from langbert.evaluation.baselines import tfidf_logreg  # noqa: E402
 from langbert.config import load_recipe  # noqa: E402
 from langbert.recipes import recipe_path  # noqa: E402
 from langbert.training import prepare_task, train  # noqa: E402

@@ -24,8 +24,8 @@ from _results import row, write_rows  # noqa: E402
 
 from langbert import Predictor  # noqa: E402
 from langbert.data import get_builtin  # noqa: E402
-from langbert.export import export_onnx  # noqa: E402
-from langbert.hardware import bf16_native  # noqa: E402
+from langbert.inference.export import export_onnx  # noqa: E402
+from langbert.kernels.hardware import bf16_native  # noqa: E402
 
 
 def batch_labels(predictor: Predictor):
@@ -53,11 +53,11 @@ def load_test(model_dir: str, texts: list[str], clients: int, requests_per_clien
     """The server under concurrent single-text /predict calls (``rounds`` times; ``between()`` is called
     before the first and after each, with the server idle), then the same clients calling /health: the
     second is the ceiling of HTTP + client alone on these cores (the client runs beside the server). The
-    client is langbert.loadtest's raw keep-alive sockets (httpx capped /health at ~150 req/s here)."""
+    client is langbert.inference.loadtest's raw keep-alive sockets (httpx capped /health at ~150 req/s here)."""
     from urllib.error import URLError
     from urllib.request import urlopen
 
-    from langbert import loadtest
+    from langbert.inference import loadtest
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -98,7 +98,7 @@ def main() -> None:
     parser.add_argument("--audit", type=Path, default=AUDIT)
     args = parser.parse_args()
 
-    from langbert.baselines import fit_tfidf_logreg
+    from langbert.evaluation.baselines import fit_tfidf_logreg
     from langbert.data.builtin import get_builtin
 
     splits = get_builtin("zh-sentiment").load().splits

@@ -86,7 +86,7 @@ def search_rows(args) -> list[dict]:
     from langbert.data import get_builtin
     from langbert.data.loading import hash_subset
     from langbert.recipes import recipe_path
-    from langbert.search import run_search
+    from langbert.training.search import run_search
 
     work = Path(args.work) / "search"
     work.mkdir(parents=True, exist_ok=True)

@@ -28,7 +28,7 @@ from _results import row, write_rows  # noqa: E402
 from langbert.config import DataConfig, TrainConfig, resolve_model  # noqa: E402
 from langbert.data import get_builtin  # noqa: E402
 from langbert.data.loading import hash_subset  # noqa: E402
-from langbert.hardware import bf16_native  # noqa: E402
+from langbert.kernels.hardware import bf16_native  # noqa: E402
 from langbert.training import train  # noqa: E402
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from contextlib import contextmanager
@@ -65,7 +66,9 @@ def tiny_train_config(tmp_path: Path, model_dir: str, train: Path, dev: Path | N
     settings = dict(task="text-classification", model=model_dir, output_dir=str(tmp_path / "out"), data=data,
                     max_length=32, max_steps=60, eval_steps=30, batch_size=8, learning_rate=3e-3, warmup_ratio=0.0,
                     weight_decay=0.0, logging_steps=10, progress=False, bf16=False, seed=0)
-    settings.update(overrides)
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    options = {k: overrides.pop(k) for k in list(overrides) if k not in fields}  # the task's own options
+    settings.update(overrides, options=options)
     return TrainConfig(**settings)
 
 
@@ -106,7 +109,7 @@ def served(model_dir, texts, pairs=None):
     """/predict of ``langbert serve`` on ``model_dir``, in-process."""
     from fastapi.testclient import TestClient
 
-    from langbert.serve import create_app
+    from langbert.inference.serve import create_app
 
     with TestClient(create_app(str(model_dir))) as client:
         response = client.post("/predict", json={"texts": list(texts), "pairs": list(pairs) if pairs else None})

@@ -10,7 +10,7 @@ import pytest
 from langbert import Predictor, train
 from langbert.cli import main
 from langbert.data.rows import Row
-from langbert.predict import forward_batches
+from langbert.tasks.forward import forward_batches
 from tests.conftest import SENTIMENT, tiny_train_config, write_jsonl
 
 pytest.importorskip("peft")

@@ -18,7 +18,7 @@ SHARED = [({"learning_rate": -1.0}, "learning_rate"), ({"warmup_ratio": 1.5}, "w
           ({"batch_size": 0}, "batch_size"), ({"max_grad_norm": -1.0}, "max_grad_norm"),
           ({"scheduler": "step"}, "scheduler")]
 CASES = [*[(TrainConfig, bad, message) for bad, message in [
-    *SHARED, ({"optimizer": "adam"}, "optimizer"), ({"dropout": 1.0}, "dropout"), ({"crf_lr_scale": 0.0}, "crf_lr_scale")]],
+    *SHARED, ({"optimizer": "adam"}, "optimizer"), ({"dropout": 1.0}, "dropout"), ({"options": []}, "options")]],
     *[(PretrainConfig, bad, message) for bad, message in [*SHARED, ({"mlm_probability": 1.0}, "mlm_probability")]]]
 
 

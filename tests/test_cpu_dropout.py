@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from langbert import cpu_dropout
+from langbert.kernels import cpu_dropout
 
 
 def test_every_lane_drops_at_rate_p_and_kept_values_are_scaled():

@@ -9,7 +9,7 @@ import pytest
 
 from langbert import Predictor, train
 from langbert.cli import main
-from langbert.export import export_onnx
+from langbert.inference.export import export_onnx
 from tests.conftest import SENTIMENT, tiny_train_config, train_sentiment
 
 pytest.importorskip("onnxruntime")

@@ -36,7 +36,7 @@ def test_partition_is_the_cheapest_split_and_respects_the_batch_size():
     import itertools
     import random
 
-    from langbert.predict import partition
+    from langbert.tasks.forward import partition
 
     def cost(bounds, lengths, overhead):
         starts = [0, *bounds[:-1]]

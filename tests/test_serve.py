@@ -8,7 +8,7 @@ import threading
 import pytest
 
 from langbert import Predictor
-from langbert.serve import ServeLimits, create_app
+from langbert.inference.serve import ServeLimits, create_app
 from tests.conftest import SENTIMENT, train_sentiment
 
 fastapi = pytest.importorskip("fastapi")
@@ -132,7 +132,7 @@ def test_micro_batching_returns_each_caller_its_own_results(model_dir):
 def test_a_steady_load_is_batched_without_waiting_out_the_window():
     """Once as many texts as in the last batch are queued, the batch goes: the same clients coming back
     must not leave the model idle for ``batch_wait_ms`` (here a minute: waiting it out fails the test)."""
-    from langbert.serve import MicroBatcher
+    from langbert.inference.serve import MicroBatcher
 
     class Echo:
         def predict(self, texts, pairs=None):
@@ -163,14 +163,14 @@ def test_a_steady_load_is_batched_without_waiting_out_the_window():
 
 
 def test_load_test_client_against_a_real_server(model_dir):
-    """langbert.loadtest over real sockets: every request answered, errors counted when they are errors."""
+    """langbert.inference.loadtest over real sockets: every request answered, errors counted when they are errors."""
     import socket
     import threading
     import time
 
     import uvicorn
 
-    from langbert import loadtest
+    from langbert.inference import loadtest
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -224,7 +224,7 @@ def test_the_model_is_loaded_on_a_thread_that_is_gone_before_serving(model_dir, 
 
 def test_one_bad_request_fails_alone_not_the_batch_it_shared():
     from langbert.errors import DataError
-    from langbert.serve import MicroBatcher
+    from langbert.inference.serve import MicroBatcher
 
     class Picky:
         def predict(self, texts, pairs=None):

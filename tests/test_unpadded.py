@@ -9,7 +9,7 @@ import torch
 from transformers import (BertConfig, BertForSequenceClassification, BertForTokenClassification, DistilBertConfig,
                           DistilBertForSequenceClassification, RobertaConfig, RobertaForTokenClassification)
 
-from langbert import unpadded
+from langbert.kernels import unpadded
 from langbert.tasks.pooling import mean_pooled_class
 from tests.conftest import watch_first_encoder_layer
 

@@ -17,7 +17,7 @@ _EXPORTS = {
     "DataConfig": "config",
     "TrainConfig": "config",
     "load_recipe": "config",
-    "Predictor": "predict",
+    "Predictor": "inference",
     "Task": "tasks",
     "create_task": "tasks",
     "register_task": "tasks",

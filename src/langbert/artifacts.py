@@ -3,14 +3,26 @@
 from __future__ import annotations
 
 import json
+import os
 import platform
 from pathlib import Path
 from typing import Any
 
-from .checkpoints import atomic_write_text
 from .errors import LangbertError
 
 METADATA = "langbert.json"
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Write to a temporary file, fsync, then rename over ``path``: a reader sees the old file or the new
+    one, never half of one, even if the process is killed mid-write."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
 
 
 def versions() -> dict[str, str]:

@@ -11,6 +11,7 @@ import logging
 import os
 import sys
 import textwrap
+import types
 import typing
 from pathlib import Path
 from typing import Any, Callable, Literal
@@ -22,41 +23,68 @@ from .errors import LangbertError
 # -- flags generated from the config dataclasses (one source of truth for names, types, help) ---------
 
 def _field_docs(cls: type) -> dict[str, str]:
-    """Attribute docstrings (the string right after a field) become ``--help`` text."""
-    tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
-    body = tree.body[0].body
-    docs = {}
-    for node, nxt in zip(body, body[1:]):
-        if isinstance(node, ast.AnnAssign) and isinstance(nxt, ast.Expr) and isinstance(nxt.value, ast.Constant):
-            docs[node.target.id] = " ".join(str(nxt.value.value).split()).replace("%", "%%")  # argparse formats help
+    """Attribute docstrings (the string right after a field) become ``--help`` text; a subclass's fields
+    may be documented in a base class."""
+    docs: dict[str, str] = {}
+    for klass in reversed([k for k in cls.__mro__ if dataclasses.is_dataclass(k)]):
+        tree = ast.parse(textwrap.dedent(inspect.getsource(klass)))
+        body = tree.body[0].body
+        for node, nxt in zip(body, body[1:]):
+            if isinstance(node, ast.AnnAssign) and isinstance(nxt, ast.Expr) and isinstance(nxt.value, ast.Constant):
+                # argparse formats help with %
+                docs[node.target.id] = " ".join(str(nxt.value.value).split()).replace("%", "%%")
     return docs
 
 
 def add_config_flags(parser: argparse.ArgumentParser, classes: tuple[type, ...] = (TrainConfig, DataConfig),
                      only: set[str] | None = None) -> None:
     for cls in classes:
-        hints, docs = typing.get_type_hints(cls), _field_docs(cls)
         group = parser.add_argument_group(f"{cls.__name__} (override the recipe)")
+        docs = _field_docs(cls)
         for f in dataclasses.fields(cls):
-            if f.name == "data" or (only is not None and f.name not in only):
+            if f.name in ("data", "options") or (only is not None and f.name not in only):
                 continue
-            kind = hints[f.name]
-            args = [x for x in typing.get_args(kind) if x is not type(None)]
-            base = args[0] if typing.get_origin(kind) in (typing.Union, getattr(__import__("types"), "UnionType", None)) and len(args) == 1 else kind
-            kwargs: dict[str, Any] = {"dest": f.name, "default": argparse.SUPPRESS, "help": docs.get(f.name, "")}
-            if base is bool:
-                kwargs["action"] = argparse.BooleanOptionalAction
-            elif typing.get_origin(base) is list:
-                kwargs.update(nargs="+", type=typing.get_args(base)[0])
-            elif typing.get_origin(base) is Literal:
-                kwargs["choices"] = list(typing.get_args(base))
-            else:
-                kwargs["type"] = base
-            group.add_argument("--" + f.name.replace("_", "-"), **kwargs)
+            _add_field_flag(group, cls, f, docs.get(f.name, ""))
+
+
+def _add_field_flag(group: Any, cls: type, f: dataclasses.Field, help_text: str) -> None:
+    kind = typing.get_type_hints(cls)[f.name]
+    args = [x for x in typing.get_args(kind) if x is not type(None)]
+    base = args[0] if typing.get_origin(kind) in (typing.Union, types.UnionType) and len(args) == 1 else kind
+    kwargs: dict[str, Any] = {"dest": f.name, "default": argparse.SUPPRESS, "help": help_text}
+    if base is bool:
+        kwargs["action"] = argparse.BooleanOptionalAction
+    elif typing.get_origin(base) is list:
+        kwargs.update(nargs="+", type=typing.get_args(base)[0])
+    elif typing.get_origin(base) is Literal:
+        kwargs["choices"] = list(typing.get_args(base))
+    else:
+        kwargs["type"] = base
+    group.add_argument("--" + f.name.replace("_", "-"), **kwargs)
+
+
+def _task_options() -> dict[str, tuple[type, dataclasses.Field, list[str]]]:
+    """Every registered task's option fields by name, with the tasks that take each."""
+    from .tasks import get_task_class, task_names
+
+    found: dict[str, tuple[type, dataclasses.Field, list[str]]] = {}
+    for name in task_names():
+        options = get_task_class(name).Options
+        for f in dataclasses.fields(options):
+            found.setdefault(f.name, (options, f, []))[2].append(name)
+    return found
+
+
+def add_task_option_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("task options (override the recipe's 'options:'; each task takes its own)")
+    for name, (options, f, tasks) in _task_options().items():
+        _add_field_flag(group, options, f, f"{_field_docs(options).get(name, '')} [{', '.join(tasks)}]")
 
 
 def _overrides(ns: argparse.Namespace, classes: tuple[type, ...] = (TrainConfig, DataConfig)) -> dict[str, Any]:
     names = {f.name for cls in classes for f in dataclasses.fields(cls)}
+    if TrainConfig in classes:
+        names |= set(_task_options())  # build_config passes them on to the task's options
     return {k: v for k, v in vars(ns).items() if k in names}
 
 
@@ -88,7 +116,7 @@ def _rows_for(ns: argparse.Namespace, task: Any, label_required: bool) -> dict[s
 
 def cmd_eval(ns: argparse.Namespace) -> int:
     from .evaluation import write_reports
-    from .predict import Predictor
+    from .inference import Predictor
 
     predictor = Predictor.load(ns.model_dir)
     reports = {}
@@ -105,7 +133,7 @@ def cmd_eval(ns: argparse.Namespace) -> int:
 def cmd_predict(ns: argparse.Namespace) -> int:
     import tempfile
 
-    from .predict import Predictor
+    from .inference import Predictor
 
     predictor = Predictor.load(ns.model_dir, bf16=ns.bf16, unpadded=not ns.padded)
     if ns.input in (None, "-"):
@@ -194,7 +222,7 @@ def _recipe(ns: argparse.Namespace) -> Path | None:
 
 def cmd_search(ns: argparse.Namespace) -> int:
     from .recipes import recipe_path
-    from .search import run_search
+    from .training.search import run_search
 
     study = run_search(recipe_path(ns.recipe), ns.trials, ns.output_dir, ns.storage, ns.study_name, ns.seed,
                        _overrides(ns, (DataConfig,)))
@@ -203,7 +231,7 @@ def cmd_search(ns: argparse.Namespace) -> int:
 
 
 def cmd_merge(ns: argparse.Namespace) -> int:
-    from .adapters import merge
+    from .inference.merge import merge
 
     out = merge(ns.model_dir, ns.out or f"{str(ns.model_dir).rstrip('/')}-merged")
     print(f"merged checkpoint written to {out}")
@@ -211,7 +239,7 @@ def cmd_merge(ns: argparse.Namespace) -> int:
 
 
 def cmd_export(ns: argparse.Namespace) -> int:
-    from .export import export_onnx
+    from .inference.export import export_onnx
 
     out = ns.out or f"{str(ns.model_dir).rstrip('/')}-onnx{'-int8' if ns.int8 else ''}"
     try:
@@ -235,7 +263,7 @@ def _parity_texts(path: str) -> list[str]:
 
 
 def cmd_serve(ns: argparse.Namespace) -> int:
-    from .serve import ServeLimits, serve
+    from .inference.serve import ServeLimits, serve
 
     limits = ServeLimits(max_texts=ns.max_texts, max_chars=ns.max_chars, batch_wait_ms=ns.batch_wait_ms)
     serve(ns.model_dir, ns.host, ns.port, ns.api_key, limits, bf16=ns.bf16, unpadded=not ns.padded)
@@ -263,8 +291,14 @@ def _column_flags(p: argparse.ArgumentParser) -> None:
 def _train_args(p: argparse.ArgumentParser) -> None:
     from .recipes import recipe_names
 
+    from .training.peft import peft_method_names
+
     p.add_argument("recipe", nargs="?", help=f"YAML recipe file or packaged recipe name ({', '.join(recipe_names())})")
     add_config_flags(p)
+    add_task_option_flags(p)
+    for action in p._actions:
+        if action.dest == "peft":
+            action.choices = peft_method_names()
 
 
 def _stage_args(cls: type) -> Callable[[argparse.ArgumentParser], None]:
@@ -290,7 +324,7 @@ def _predictor_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--bf16", action="store_true", help="bfloat16 autocast for a torch model (fast on CPUs with "
                    "AVX512-BF16/AMX and on GPUs; outputs differ from fp32 in the last digits)")
     p.add_argument("--padded", action="store_true", help="run the encoder on padded batches (default: on the "
-                   "real tokens only, where the architecture allows; see langbert.unpadded)")
+                   "real tokens only, where the architecture allows; see langbert.kernels.unpadded)")
 
 
 def _predict_args(p: argparse.ArgumentParser) -> None:

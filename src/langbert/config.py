@@ -99,29 +99,17 @@ class TrainConfig:
     group_by_length: bool = True
     """Batches of similar lengths: little padding, same examples per epoch."""
     logging_steps: int = 50
-    threshold: float = 0.5
-    """Multi-label decision threshold on the sigmoid."""
-    pooling: Literal["auto", "cls", "mean"] = "auto"
-    """Text classification/regression: classify the [CLS] pooler output or the mean of the token vectors;
-    ``auto`` takes what the checkpoint was trained with (mean for sentence-transformers models)."""
-    crf: bool = False
-    """token-classification: a CRF head instead of softmax."""
-    crf_lr_scale: float = 100.0
-    """The CRF's start, end and transition scores learn at this multiple of ``learning_rate``: a few dozen
-    numbers that start at zero. At the body's rate (1e-4) they moved by at most 0.03 in two epochs of
-    zh-ner, so the CRF only constrained decoding and never learned which moves are likely."""
-    tag_scheme: Literal["BIO", "BMES"] | None = None
-    """token-classification: tags over characters; default BIO (a built-in dataset may set its own)."""
-    stride: int = 32
-    """token-classification: tokens shared by consecutive windows of a long text."""
-    peft: Literal["none", "lora", "adalora", "ia3"] = "none"
-    """Parameter-efficient fine-tuning: train an adapter (and the task head) instead of the whole model."""
+    options: dict[str, Any] = field(default_factory=dict)
+    """The task's own options (CRF, tag scheme, stride, pooling, threshold, ...): a recipe's ``options:``
+    section; each task validates its own (``langbert train --help`` lists them)."""
+    peft: str = "none"
+    """Parameter-efficient fine-tuning through ``peft``: train an adapter (and the task head) instead of the
+    whole model; ``none`` trains everything."""
     lora_r: int = 8
     lora_alpha: int = 16
     lora_dropout: float = 0.1
     target_modules: list[str] | None = None
-    """Modules the adapter wraps; default for BERT: query, value, word_embeddings (LoRA), query, value
-    (AdaLoRA), key, value, output.dense (IA3)."""
+    """Modules the adapter wraps; each method has a default for BERT-family models."""
     resume: bool = False
     """Continue from the last complete checkpoint in ``output_dir``."""
     progress: bool = True
@@ -136,9 +124,10 @@ class TrainConfig:
         if self.epochs <= 0 and self.max_steps <= 0:
             raise ConfigError("give epochs > 0 or max_steps > 0")
         _check_optimization(self)
-        for name in ("embedding_lr_scale", "crf_lr_scale"):
-            if getattr(self, name) <= 0:
-                raise ConfigError(f"{name} must be > 0, got {getattr(self, name)}")
+        if self.embedding_lr_scale <= 0:
+            raise ConfigError(f"embedding_lr_scale must be > 0, got {self.embedding_lr_scale}")
+        if not isinstance(self.options, dict):
+            raise ConfigError(f"options must be a mapping of the task's options, got {self.options!r}")
         if self.dropout is not None and not 0 <= self.dropout < 1:
             raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
         if self.eval_steps is not None and self.eval_steps < 1:
@@ -147,11 +136,9 @@ class TrainConfig:
             raise ConfigError("early_stopping_patience must be >= 1")
         if self.keep_checkpoints < 1:
             raise ConfigError("keep_checkpoints must be >= 1 (resuming needs one)")
-        if not 0 < self.threshold < 1:
-            raise ConfigError("threshold must be in (0, 1)")
         if self.lora_r < 1 or self.lora_alpha < 1 or not 0 <= self.lora_dropout < 1:
             raise ConfigError("lora_r and lora_alpha must be >= 1, lora_dropout in [0, 1)")
-        _check_literals(self)
+        check_literals(self)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -167,7 +154,7 @@ def _check_optimization(cfg: Any) -> None:
         raise ConfigError("weight_decay and max_grad_norm must be >= 0")
 
 
-def _check_literals(obj: Any) -> None:
+def check_literals(obj: Any) -> None:
     hints = typing.get_type_hints(type(obj))
     for f in dataclasses.fields(obj):
         hint = hints[f.name]
@@ -186,7 +173,7 @@ def _from_mapping(cls: type, values: dict[str, Any], where: str) -> Any:
         raise ConfigError(f"{where}: {exc}") from exc
 
 
-def _read_yaml(path: str | Path) -> dict[str, Any]:
+def read_yaml(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"recipe not found: {path}")
@@ -202,18 +189,26 @@ def _read_yaml(path: str | Path) -> dict[str, Any]:
 def load_recipe(path: str | Path, overrides: dict[str, Any] | None = None) -> TrainConfig:
     """Load a YAML recipe into a ``TrainConfig``; ``overrides`` (flat, e.g. from CLI flags) win.
 
-    Override keys that name ``DataConfig`` fields go into ``data``.
+    Override keys that name ``DataConfig`` fields go into ``data``, any others that are not ``TrainConfig``
+    fields into the task's ``options``.
     """
-    values = _read_yaml(path) if path is not None else {}
+    values = read_yaml(path) if path is not None else {}
     return build_config(values, overrides or {}, where=str(path) if path else "config")
 
 
 def build_config(values: dict[str, Any], overrides: dict[str, Any], where: str = "config") -> TrainConfig:
     values = dict(values)
     data = dict(values.pop("data", None) or {})
+    options = dict(values.pop("options", None) or {})
     data_fields = {f.name for f in dataclasses.fields(DataConfig)}
+    train_fields = {f.name for f in dataclasses.fields(TrainConfig)}
     for key, value in overrides.items():
-        (data if key in data_fields else values)[key] = value
+        if key == "options":
+            options.update(value)
+        else:  # anything that is neither a training nor a data setting is the task's to accept or refuse
+            (data if key in data_fields else values if key in train_fields else options)[key] = value
+    if options:
+        values["options"] = options
     # A source named on the command line replaces the recipe's, rather than clashing with it.
     if "train" in overrides and "dataset" not in overrides:
         data.pop("dataset", None)
@@ -261,7 +256,7 @@ class AdaptConfig:
             raise ConfigError(f"vocab_size must be >= 100, got {self.vocab_size}")
         if self.min_frequency < 1 or self.min_word_count < 1:
             raise ConfigError("min_frequency and min_word_count must be >= 1")
-        _check_literals(self)
+        check_literals(self)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -315,7 +310,7 @@ class PretrainConfig:
         if self.max_minutes is not None and self.max_minutes <= 0:
             raise ConfigError("max_minutes must be > 0")
         _check_optimization(self)
-        _check_literals(self)
+        check_literals(self)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -323,5 +318,5 @@ class PretrainConfig:
 
 def load_flat_recipe(cls: type, path: str | Path | None, overrides: dict[str, Any]) -> Any:
     """Recipes of stages without nested sections (adapt, pretrain)."""
-    values = _read_yaml(path) if path is not None else {}
+    values = read_yaml(path) if path is not None else {}
     return _from_mapping(cls, {**values, **overrides}, str(path) if path else "config")

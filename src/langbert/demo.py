@@ -10,7 +10,7 @@ import json
 import time
 from pathlib import Path
 
-from .baselines import tfidf_logreg
+from .evaluation.baselines import tfidf_logreg
 from .config import AdaptConfig, PretrainConfig, load_recipe
 from .recipes import recipe_path
 from .training import prepare_task, train

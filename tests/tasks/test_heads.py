@@ -97,6 +97,7 @@ def test_a_body_that_does_not_fit_its_config_is_refused(tmp_path, sentiment_mode
     weights = load_file(str(broken / "model.safetensors"))
     weights["bert.pooler.dense.bias"] = torch.zeros(7)
     save_file(weights, str(broken / "model.safetensors"), metadata={"format": "pt"})
-    task = create_task("text-classification", labels=["neg", "pos"])
+    task = create_task("text-classification")
+    task.labels = ["neg", "pos"]
     with pytest.raises(ConfigError, match="bert.pooler.dense.bias"):
         task.build_model(str(broken))

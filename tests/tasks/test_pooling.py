@@ -10,7 +10,7 @@ import pytest
 
 from langbert import Predictor, train
 from langbert.data.rows import Row
-from langbert.predict import forward_batches
+from langbert.tasks.forward import forward_batches
 from langbert.tasks.pooling import POOLING_KEY, declared_pooling, resolve_pooling
 from tests.conftest import SENTIMENT, tiny_train_config, train_sentiment, write_jsonl
 
@@ -48,7 +48,7 @@ def test_mean_pooling_overfits_reloads_and_is_marked(mean_classifier):
     preds = Predictor.load(mean_classifier).predict(texts)
     assert [p["label"] for p in preds] == [l for _, l in SENTIMENT]
     assert json.loads((mean_classifier / "config.json").read_text())[POOLING_KEY] == "mean"
-    assert json.loads((mean_classifier / "langbert.json").read_text())["task"]["pooling"] == "mean"
+    assert json.loads((mean_classifier / "langbert.json").read_text())["task"]["options"]["pooling"] == "mean"
     loaded = Predictor.load(mean_classifier)
     assert getattr(loaded.model, "pooler", None) is None and type(loaded.model).__name__.startswith("BertMeanPooling")
 
@@ -63,7 +63,7 @@ def test_padding_does_not_change_the_mean(mean_classifier):
 
 def test_mean_pooling_exports_to_onnx(mean_classifier, tmp_path):
     pytest.importorskip("onnxruntime")
-    from langbert.export import export_onnx
+    from langbert.inference.export import export_onnx
 
     parity = export_onnx(mean_classifier, tmp_path / "onnx", texts=[t for t, _ in SENTIMENT], tolerance=1e-4)
     assert parity.passed and parity.label_agreement == 1.0

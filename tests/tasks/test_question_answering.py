@@ -10,6 +10,7 @@ from transformers import AutoTokenizer
 from langbert.data.rows import Row
 from langbert.errors import DataError
 from langbert.tasks import create_task
+from langbert.tasks.question_answering import QuestionAnswering
 from langbert.tasks.answers import answer_spans, answer_tokens, exact_match, token_f1
 from tests.conftest import write_jsonl
 
@@ -52,7 +53,7 @@ def test_answer_targets_map_back_to_the_answer_in_every_window_that_holds_it(tin
     context = "我的服务很差" * 4 + "2024年iphone在北京发布" + "你的服务很慢" * 4
     start = context.index("iphone")
     row = Row(text="什么发布", label=((start, start + 6),), pair=context)
-    task = create_task("question-answering", stride=8)
+    task = create_task("question-answering", {"stride": 8})
     features = task.encode([row], tokenizer, max_length=32)
     assert len(features) >= 3, "the context must need several windows"
     holding = [f for f in features if f["start_positions"] != 0]
@@ -105,7 +106,7 @@ def test_answers_are_scored_on_characters_for_cjk_and_words_elsewhere():
 
 
 def test_evaluation_reports_exact_match_f1_and_both_halves_of_unanswerable_data():
-    task = create_task("question-answering", unanswerable=True)
+    task = QuestionAnswering(unanswerable=True)
     rows = [Row("q", ((2, 4),), "abcdefghij"), Row("q", (), "abcdefghij")]
     outputs = [[_window(11, (1, 10), (3, 4), 4.0)], [_window(11, (1, 10), (3, 4), 1.0, null=5.0)]]
     metrics = task.evaluate(outputs, rows).metrics

@@ -50,7 +50,7 @@ def test_ner_overfits_and_reloads(tmp_path, tiny_model_dir, crf):
     assert first[3]["spans"][0]["text"] == "iPhone"
     assert served(out, texts) == json.loads(json.dumps(first))  # spans over HTTP as from Predictor
     meta = json.loads((out / "langbert.json").read_text())
-    assert meta["metrics"]["dev"]["entity_f1"] == 1.0 and meta["task"]["crf"] is crf
+    assert meta["metrics"]["dev"]["entity_f1"] == 1.0 and meta["task"]["options"]["crf"] is crf
     assert meta["best_dev_metric"] == {"entity_f1": meta["metrics"]["dev"]["entity_f1"]}
     assert "eval_char_tag_accuracy" in (out / "metrics.jsonl").read_text()  # dev scored on characters
     assert (out / "crf.safetensors").exists() is crf
@@ -99,7 +99,7 @@ def test_sliding_windows_find_an_entity_across_a_border_once(tiny_model_dir):
 
     text = "我" * 13 + "北京" + "你" * 27
     row = Row(text=text, label=[(13, 15, "LOC")])
-    task = create_task("token-classification", stride=4)
+    task = create_task("token-classification", {"stride": 4})
     task.fit([row])
     tok = AutoTokenizer.from_pretrained(tiny_model_dir)
     tok.model_max_length = 16
@@ -140,7 +140,7 @@ def test_windows_that_stop_before_the_text_does_are_refused(tiny_model_dir):
 
     rows = [Row(text="短句", label=[]), Row(text="我" * 13 + "北京" + "你" * 27, label=[(13, 15, "LOC")],
                                           source="ner.jsonl", line=2)]
-    task = create_task("token-classification", stride=4)
+    task = create_task("token-classification", {"stride": 4})
     task.fit(rows)
     tok = AutoTokenizer.from_pretrained(tiny_model_dir)
     assert len(task.encode(rows, tok, 16)) > 4  # a working tokenizer passes the check
@@ -291,7 +291,7 @@ def test_every_window_is_a_gold_path_the_crf_allows(tiny_model_dir, scheme):
             bounds = [0, *range(k % 5 + 1, 34, 5), 34]
             rows.append(Row(text=("我北京上海你" * 6)[:34],
                             label=[(a, b, "W") for a, b in zip(bounds, bounds[1:])]))
-    task = create_task("token-classification", stride=4, scheme=scheme, crf=True)
+    task = create_task("token-classification", {"stride": 4, "tag_scheme": scheme, "crf": True})
     task.fit(rows)
     crf = CRF(task.labels, scheme)
     tok = AutoTokenizer.from_pretrained(tiny_model_dir)
@@ -317,7 +317,7 @@ def test_the_dev_metric_during_training_is_the_reports_entity_f1(tiny_model_dir,
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
     rows = [Row(t, e) for t, e in NER] + [Row("我在北京" * 12, [(4 * i + 2, 4 * i + 4, "LOC") for i in range(12)])]
-    task = create_task("token-classification", crf=crf, stride=8)
+    task = create_task("token-classification", {"crf": crf, "stride": 8})
     task.fit(rows)
     if crf:
         task._attach_crf(torch.nn.Module())

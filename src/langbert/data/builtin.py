@@ -154,19 +154,19 @@ def ner_spans(pairs: list[tuple[str, str]]) -> list[tuple[int, int, str]]:
     return spans
 
 
-@register_builtin("zh-ner", task="token-classification", scheme="BIO",
+@register_builtin("zh-ner", task="token-classification", tag_scheme="BIO",
                   description="People's Daily 1998-01: PER (nr, surname+name merged), LOC (ns), ORG (nt); 80/10/10 by sentence hash")
 def zh_ner() -> BuiltinData:
     return _peoples_daily(ner_spans)
 
 
-@register_builtin("zh-cws", task="token-classification", scheme="BMES",
+@register_builtin("zh-cws", task="token-classification", tag_scheme="BMES",
                   description="People's Daily 1998-01 word segmentation, BMES over characters; 80/10/10 by sentence hash")
 def zh_cws() -> BuiltinData:
     return _peoples_daily(lambda pairs: _word_spans(pairs, typed=False))
 
 
-@register_builtin("zh-pos", task="token-classification", scheme="BIO",
+@register_builtin("zh-pos", task="token-classification", tag_scheme="BIO",
                   description="People's Daily 1998-01 POS tags on words, BIO over characters; 80/10/10 by sentence hash")
 def zh_pos() -> BuiltinData:
     return _peoples_daily(lambda pairs: _word_spans(pairs, typed=True))

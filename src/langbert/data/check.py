@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any, Sequence
 
-from ..language.vocab import coverage
+from .coverage import coverage
 from .rows import Row
 
 # Above this share of [UNK] tokens the model reads too little of the text for fine-tuning alone to fix it.

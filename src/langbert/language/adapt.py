@@ -13,16 +13,16 @@ from typing import Any
 
 import torch
 
-from ..artifacts import write_metadata
-from ..tasks.pooling import carry_pooling_declaration
-from ..checkpoints import atomic_write_text
+from ..artifacts import atomic_write_text, write_metadata
 from ..config import AdaptConfig, resolve_model
 from ..data.corpus import iter_texts
+from ..data.coverage import coverage
 from ..data.segment import get_segmenter
 from ..data.split import bucket
+from ..tasks.pooling import carry_pooling_declaration
 from .dictionary import load_dictionary
 from .embeddings import transfer_embeddings
-from .vocab import _lowercases, char_tokenizer, count_words, coverage, train_wordpiece, word_tokenizer
+from .vocab import _lowercases, char_tokenizer, count_words, train_wordpiece, word_tokenizer
 
 logger = logging.getLogger(__name__)
 

@@ -15,16 +15,13 @@ from typing import Any
 
 import torch
 from accelerate import PartialState
-from transformers import AutoModelForMaskedLM, AutoTokenizer, TrainerCallback, TrainingArguments
+from transformers import AutoModelForMaskedLM, AutoTokenizer, TrainerCallback
 
-from .. import checkpoints, cpu_dropout
-from ..artifacts import write_metadata
-from ..tasks.pooling import carry_pooling_declaration
 from ..config import PretrainConfig, resolve_model
 from ..errors import ConfigError
-from ..evaluation import plot_training
-from ..hardware import use_bf16
-from ..training import LangbertTrainer, MetricsJsonl
+from ..tasks.pooling import carry_pooling_declaration
+from ..training.run import RunFolder, finish, open_run, prepare_model, save_model, shared_arguments, train_from
+from ..training.trainer import LangbertTrainer, MetricsJsonl
 from .adapt import heldout_texts, training_texts
 from .masked_only_head import MaskedOnlyHead
 from .masking import WholeWordMaskCollator
@@ -79,17 +76,55 @@ class MaskedLMTrainer(LangbertTrainer):
 
 
 def pretrain(cfg: PretrainConfig) -> Path:
-    out = Path(cfg.output_dir)
-    checkpoint_dir = out / "checkpoints"
-    if not cfg.resume and checkpoints.checkpoints(checkpoint_dir):
-        raise ConfigError(f"{checkpoint_dir} holds checkpoints of an earlier run: pass --resume or another --output-dir")
+    run = open_run(cfg.output_dir, cfg.resume)
     model_path = resolve_model(cfg.model)
     tokenizer = AutoTokenizer.from_pretrained(model_path)
-    segmenter = cfg.segmenter if cfg.whole_word_masking else None
+    train_set, held = _packed_corpus(cfg, tokenizer, run.out / "data")
+    collator, eval_set = _masking(cfg, tokenizer, held)
 
-    cache = out / "data"
+    torch.manual_seed(cfg.seed)
+    model = _masked_lm(cfg, model_path, tokenizer)
+    masked_only = MaskedOnlyHead(model)
+    args = shared_arguments(
+        cfg, run, max_steps=cfg.max_steps, per_device_eval_batch_size=cfg.batch_size,
+        eval_strategy="steps" if eval_set else "no", eval_steps=cfg.eval_steps, save_strategy="steps",
+        save_steps=cfg.eval_steps,
+        prediction_loss_only=True,  # evaluation needs the loss; gathering vocabulary logits costs GBs
+    )
+    prepare_model(model, args)
+    phase = EmbeddingsFirst(model, cfg.embeddings_only_steps) if cfg.embeddings_only_steps else None
+    # After TrainingArguments: it sets up the process group, through which the ranks agree on the plan.
+    args.max_steps = max_steps = _planned_steps(cfg, model, masked_only, phase, train_set, collator, args.bf16,
+                                                run.resume_from, len(eval_set), args.device)
+    callbacks = [MetricsJsonl(run.out / "metrics.jsonl"), *([phase] if phase else []),
+                 *([TimeBudget(cfg.max_minutes)] if cfg.max_minutes else [])]
+    trainer = MaskedLMTrainer(model=model, args=args, train_dataset=train_set, eval_dataset=eval_set or None,
+                              data_collator=collator, processing_class=tokenizer, callbacks=callbacks,
+                              masked_only=masked_only)
+    trainer.keep_checkpoints = 1
+    before = _perplexity_before(trainer, run, eval_set)
+    train_from(trainer, run)
+    after = _perplexity(trainer) if eval_set else None
+
+    if not trainer.is_world_process_zero():
+        return run.out
+    save_model(trainer, tokenizer, run.out)
+    carry_pooling_declaration(model_path, run.out)
+    logger.info("held-out MLM perplexity: %s -> %s", before, after)
+    return finish(run.out, "loss", "masked-LM loss, training and held-out", {
+        "stage": "pretrain", "source_model": cfg.model, "config": cfg.to_dict(),
+        "steps": trainer.state.global_step, "planned_steps": max_steps, "train_blocks": len(train_set),
+        "heldout_blocks": len(eval_set),
+        "tokens_seen": trainer.state.global_step * cfg.batch_size * cfg.block_size,
+        "heldout_perplexity": {"before": before, "after": after},
+    })
+
+
+def _packed_corpus(cfg: PretrainConfig, tokenizer: Any, cache: Path) -> tuple[PackedBlocks, PackedBlocks]:
+    """Training and held-out blocks, packed once into ``cache``; a resumed run reuses them."""
+    segmenter = cfg.segmenter if cfg.whole_word_masking else None
     # Under torchrun rank 0 packs while the others wait, then they find its files (accelerate's barrier,
-    # the state HF's TrainingArguments later reuses). Packed once; a resumed run reuses it.
+    # the state HF's TrainingArguments later reuses).
     with PartialState(cpu=not torch.cuda.is_available()).main_process_first():
         if not (cache / "train.json").exists():
             tokenizer.save_pretrained(cache / "tokenizer")
@@ -99,79 +134,43 @@ def pretrain(cfg: PretrainConfig) -> Path:
     held = PackedBlocks(cache / "heldout", cfg.block_size, tokenizer.cls_token_id, tokenizer.sep_token_id)
     if len(train_set) == 0:
         raise ConfigError(f"corpus {cfg.corpus} gives no full block of {cfg.block_size} tokens")
+    return train_set, held
 
+
+def _masking(cfg: PretrainConfig, tokenizer: Any, held: PackedBlocks) -> tuple[WholeWordMaskCollator, list[dict]]:
+    """The training collator, and the held-out set masked once with a fixed seed, so that perplexities
+    are comparable across evaluations."""
     special = tuple(sorted(set(tokenizer.all_special_ids)))
-    collator = WholeWordMaskCollator(tokenizer.mask_token_id, len(tokenizer), special, cfg.mlm_probability,
-                                     cfg.whole_word_masking)
-    # The held-out set is masked once with a fixed seed, so perplexities are comparable across evaluations.
-    fixed = WholeWordMaskCollator(tokenizer.mask_token_id, len(tokenizer), special, cfg.mlm_probability,
-                                  cfg.whole_word_masking, torch.Generator().manual_seed(1234))
-    eval_set = [{k: v[0] for k, v in fixed([held[i]]).items()} for i in range(min(len(held), cfg.eval_blocks))]
 
-    torch.manual_seed(cfg.seed)
+    def collator(generator: torch.Generator | None = None) -> WholeWordMaskCollator:
+        return WholeWordMaskCollator(tokenizer.mask_token_id, len(tokenizer), special, cfg.mlm_probability,
+                                     cfg.whole_word_masking, generator)
+
+    fixed = collator(torch.Generator().manual_seed(1234))
+    eval_set = [{k: v[0] for k, v in fixed([held[i]]).items()} for i in range(min(len(held), cfg.eval_blocks))]
+    return collator(), eval_set
+
+
+def _masked_lm(cfg: PretrainConfig, model_path: str, tokenizer: Any) -> Any:
     model = AutoModelForMaskedLM.from_pretrained(model_path)
     if len(tokenizer) > model.config.vocab_size:
         raise ConfigError(f"{cfg.model}: tokenizer has {len(tokenizer)} tokens, the model {model.config.vocab_size}")
     model.tie_weights()
-    masked_only = MaskedOnlyHead(model)
-    bf16 = use_bf16(cfg.bf16)
-    resume_from = checkpoints.last_complete(checkpoint_dir) if cfg.resume else None
+    return model
 
-    args = TrainingArguments(
-        output_dir=str(checkpoint_dir), max_steps=cfg.max_steps, per_device_train_batch_size=cfg.batch_size,
-        per_device_eval_batch_size=cfg.batch_size, learning_rate=cfg.learning_rate, weight_decay=cfg.weight_decay,
-        warmup_steps=cfg.warmup_ratio, lr_scheduler_type=cfg.scheduler, max_grad_norm=cfg.max_grad_norm,
-        seed=cfg.seed, bf16=bf16, use_cpu=not torch.cuda.is_available(),
-        eval_strategy="steps" if eval_set else "no", eval_steps=cfg.eval_steps, save_strategy="steps",
-        save_steps=cfg.eval_steps, save_total_limit=None, logging_steps=cfg.logging_steps, logging_first_step=True,
-        report_to="none", disable_tqdm=not cfg.progress, remove_unused_columns=False, dataloader_num_workers=0,
-        average_tokens_across_devices=False,  # per-batch mean losses: see training.training_arguments
-        prediction_loss_only=True,  # evaluation needs the loss; gathering vocabulary logits costs GBs
-    )
-    if args.use_cpu:
-        cpu_dropout.install(model)
-    phase = EmbeddingsFirst(model, cfg.embeddings_only_steps) if cfg.embeddings_only_steps else None
-    # After TrainingArguments: it sets up the process group, through which the ranks agree on the plan.
-    args.max_steps = max_steps = _planned_steps(cfg, model, masked_only, phase, train_set, collator, bf16,
-                                                resume_from, len(eval_set), args.device)
-    callbacks: list[TrainerCallback] = [MetricsJsonl(out / "metrics.jsonl")]
-    if phase is not None:
-        callbacks.append(phase)
-    if cfg.max_minutes:
-        callbacks.append(TimeBudget(cfg.max_minutes))
-    trainer = MaskedLMTrainer(model=model, args=args, train_dataset=train_set, eval_dataset=eval_set or None,
-                              data_collator=collator, processing_class=tokenizer, callbacks=callbacks,
-                              masked_only=masked_only)
-    trainer.keep_checkpoints = 1
 
-    # Measured once, before any step, and kept beside the checkpoints: a resumed run reports it too.
-    before_file = checkpoint_dir / "perplexity_before.json"
-    before = None
-    if eval_set and resume_from is None:
-        before = _perplexity(trainer)
-        if trainer.is_world_process_zero():
-            checkpoint_dir.mkdir(parents=True, exist_ok=True)
-            before_file.write_text(json.dumps(before))
-    elif eval_set and before_file.is_file():
-        before = json.loads(before_file.read_text())
-    trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
-    after = _perplexity(trainer) if eval_set else None
-
+def _perplexity_before(trainer: LangbertTrainer, run: RunFolder, eval_set: list[dict]) -> float | None:
+    """Measured once, before any step, and kept beside the checkpoints: a resumed run reports it too."""
+    before_file = run.checkpoints / "perplexity_before.json"
+    if not eval_set:
+        return None
+    if run.resume_from is not None:
+        return json.loads(before_file.read_text()) if before_file.is_file() else None
+    before = _perplexity(trainer)
     if trainer.is_world_process_zero():
-        trainer.save_model(str(out))
-        (out / "training_args.bin").unlink(missing_ok=True)
-        tokenizer.save_pretrained(str(out))
-        carry_pooling_declaration(model_path, out)
-        plot_training(out / "metrics.jsonl", "loss", out / "training.png", title="masked-LM loss, training and held-out")
-        write_metadata(out, {
-            "stage": "pretrain", "source_model": cfg.model, "config": cfg.to_dict(),
-            "steps": trainer.state.global_step, "planned_steps": max_steps, "train_blocks": len(train_set),
-            "heldout_blocks": len(eval_set),
-            "tokens_seen": trainer.state.global_step * cfg.batch_size * cfg.block_size,
-            "heldout_perplexity": {"before": before, "after": after},
-        })
-        logger.info("held-out MLM perplexity: %s -> %s", before, after)
-    return out
+        run.checkpoints.mkdir(parents=True, exist_ok=True)
+        before_file.write_text(json.dumps(before))
+    return before
 
 
 def _planned_steps(cfg: PretrainConfig, model: Any, loss_of: Any, phase: EmbeddingsFirst | None,

@@ -17,6 +17,8 @@ from ..data.readers import Columns, read_rows
 from ..data.rows import Row
 from ..errors import ConfigError, DataError
 from ..evaluation import Report
+from .adapter_folders import base_model_of, is_adapter, load_adapter
+from .options import TaskOptions
 
 
 class Task(ABC):
@@ -27,10 +29,14 @@ class Task(ABC):
     needs_pair: ClassVar[bool] = False
     windowed: ClassVar[bool] = False
     """Long texts are cut into overlapping windows rather than truncated."""
+    Options: ClassVar[type[TaskOptions]] = TaskOptions
+    """The options this task takes (a frozen dataclass; recipes, flags and the saved state fill it)."""
 
-    def __init__(self, labels: Sequence[str] | None = None, threshold: float = 0.5):
+    def __init__(self, options: TaskOptions | None = None, labels: Sequence[str] | None = None):
+        self.options = options if options is not None else self.Options()
+        if not isinstance(self.options, self.Options):
+            raise ConfigError(f"task '{self.name}' takes {self.Options.__name__}, got {type(self.options).__name__}")
         self.labels: list[str] = list(labels) if labels is not None else []
-        self.threshold = threshold
         self._eval: tuple[Sequence[Row], list[dict]] | None = None
 
     # -- labels ---------------------------------------------------------------------------------
@@ -59,11 +65,20 @@ class Task(ABC):
     def build_model(self, name_or_path: str, dropout: float | None = None) -> Any:
         """A fresh head on a pretrained body."""
 
-    @abstractmethod
     def load_model(self, path: str) -> Any:
-        """A trained model from a langbert output folder."""
+        """A trained model from a langbert output folder; a parameter-efficient adapter is put back on a
+        fresh head over its base model."""
+        if is_adapter(path):
+            model = load_adapter(self.build_model(base_model_of(path)), path)
+            self.bind(model)
+            return model
+        return self.load_trained(path)
 
-    def lr_scaled_parameters(self, config: Any) -> list[tuple[list[Any], float]]:
+    @abstractmethod
+    def load_trained(self, path: str) -> Any:
+        """A fully fine-tuned model (no adapter) from a langbert output folder."""
+
+    def lr_scaled_parameters(self) -> list[tuple[list[Any], float]]:
         """(parameters, multiple of the learning rate) for parts of the head that need another rate."""
         return []
 
@@ -137,7 +152,14 @@ class Task(ABC):
 
     # -- persistence ----------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
-        return {"name": self.name, "labels": self.labels, "threshold": self.threshold}
+        """What ``task_from_state`` needs to rebuild this task: name, options and what ``fit`` learned."""
+        return {"name": self.name, "options": self.options.to_dict(), "labels": self.labels}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> "Task":
+        state = dict(state)
+        options = cls.Options.from_mapping(state.pop("options", {}), cls.name)
+        return cls(options, **state)
 
     def check_rows_have_pairs(self, rows: Sequence[Row]) -> None:
         for row in rows:
@@ -152,8 +174,11 @@ _TASKS: dict[str, type[Task]] = {}
 
 
 def register_task(cls: type[Task]) -> type[Task]:
+    """Class decorator: make a task known by its ``name``; a second class under one name is refused."""
     if getattr(cls, "name", None) in (None, ""):
         raise TypeError(f"{cls.__name__} needs a 'name'")
+    if cls.name in _TASKS and _TASKS[cls.name] is not cls:
+        raise ValueError(f"task '{cls.name}' is already registered by {_TASKS[cls.name].__qualname__}")
     _TASKS[cls.name] = cls
     return cls
 
@@ -168,13 +193,15 @@ def get_task_class(name: str) -> type[Task]:
     return _TASKS[name]
 
 
-def create_task(name: str, **options: Any) -> Task:
-    return get_task_class(name)(**options)
+def create_task(name: str, options: dict[str, Any] | None = None) -> Task:
+    """A task by name, its options validated by the task (a ConfigError names any it does not take)."""
+    cls = get_task_class(name)
+    return cls(cls.Options.from_mapping(options or {}, name))
 
 
 def task_from_state(state: dict[str, Any]) -> Task:
     state = dict(state)
-    return create_task(state.pop("name"), **state)
+    return get_task_class(state.pop("name")).from_state(state)
 
 
 def model_class_for(auto: Any, config: Any, refusal: str) -> type:

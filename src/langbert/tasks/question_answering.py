@@ -30,6 +30,7 @@ from ..evaluation import Report
 from .answers import answer_spans, exact_match, token_f1
 from .base import Task, model_class_for, register_task
 from .heads import checkpoint_output_names, from_pretrained_for_finetuning
+from .options import WindowOptions
 from .windows import PadCollator, check_windows_cover
 
 MAX_ANSWER_TOKENS = 64
@@ -46,14 +47,16 @@ class QuestionAnswering(Task):
     needs_pair = True
     windowed = True
 
-    def __init__(self, labels: Sequence[str] | None = None, threshold: float = 0.5, stride: int = 32,
+    Options = WindowOptions
+
+    def __init__(self, options: WindowOptions | None = None, labels: Sequence[str] | None = None,
                  unanswerable: bool = False):
-        super().__init__(["start", "end"], threshold)
-        self.stride = stride
+        super().__init__(options, ["start", "end"])
+        self.stride = self.options.stride
         self.unanswerable = unanswerable
 
     def state(self) -> dict[str, Any]:
-        return {**super().state(), "stride": self.stride, "unanswerable": self.unanswerable}
+        return {**super().state(), "unanswerable": self.unanswerable}
 
     # -- data -----------------------------------------------------------------------------------------
     def parse_label(self, raw: Any) -> Any:
@@ -103,13 +106,9 @@ class QuestionAnswering(Task):
         model_class = model_class_for(AutoModelForQuestionAnswering, config, "question answering: no model class")
         return from_pretrained_for_finetuning(model_class, name_or_path, config, self.head_modules())[0]
 
-    def load_model(self, path: str) -> Any:
+    def load_trained(self, path: str) -> Any:
         from transformers import AutoModelForQuestionAnswering
 
-        from ..adapters import base_model_of, is_adapter, load_adapter
-
-        if is_adapter(path):
-            return load_adapter(self.build_model(base_model_of(path)), path)
         return AutoModelForQuestionAnswering.from_pretrained(path, use_safetensors=True)
 
     def head_modules(self) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from typing import Any, Sequence
@@ -9,11 +10,12 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..data.rows import Row
-from ..errors import ConfigError, DataError
+from ..errors import DataError
 from ..evaluation import Report, multi_label_report, regression_report, single_label_report
 from .base import Task, register_task
 from .heads import from_pretrained_for_finetuning
-from .pooling import POOLING_KEY, POOLINGS, mean_pooled_class
+from .options import ClassificationOptions, MultiLabelOptions
+from .pooling import POOLING_KEY, mean_pooled_class, resolve_pooling
 
 
 def _natural_key(label: str) -> tuple:
@@ -33,18 +35,17 @@ class SequenceClassificationTask(Task):
     """Shared machinery; subclasses say what a label is and how outputs are scored and decoded."""
 
     problem_type: str
+    Options = ClassificationOptions
 
-    def __init__(self, labels: Sequence[str] | None = None, threshold: float = 0.5, pooling: str = "cls"):
-        super().__init__(labels, threshold)
-        if pooling not in POOLINGS:
-            raise ConfigError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
-        self.pooling = pooling
-
-    def state(self) -> dict[str, Any]:
-        return {**super().state(), "pooling": self.pooling}
+    @property
+    def pooling(self) -> str:
+        return self.options.pooling
 
     def build_model(self, name_or_path: str, dropout: float | None = None) -> Any:
         from transformers import AutoConfig, AutoModelForSequenceClassification
+
+        if self.pooling == "auto":  # decided once, by the checkpoint training starts from; saved as decided
+            self.options = dataclasses.replace(self.options, pooling=resolve_pooling("auto", name_or_path))
 
         overrides: dict[str, Any] = {}
         if dropout is not None:
@@ -62,13 +63,9 @@ class SequenceClassificationTask(Task):
             model_class = mean_pooled_class(config)
         return from_pretrained_for_finetuning(model_class, name_or_path, config, self.head_modules())[0]
 
-    def load_model(self, path: str) -> Any:
+    def load_trained(self, path: str) -> Any:
         from transformers import AutoModelForSequenceClassification
 
-        from ..adapters import base_model_of, is_adapter, load_adapter
-
-        if is_adapter(path):
-            return load_adapter(self.build_model(base_model_of(path)), path)
         if self.pooling == "mean":  # the task state saved with the folder, like its labels
             from transformers import AutoConfig
 
@@ -172,6 +169,7 @@ class MultiLabelClassification(SequenceClassificationTask):
     description = "any number of labels per text (sigmoid + threshold)"
     default_metric = "micro_f1"
     problem_type = "multi_label_classification"
+    Options = MultiLabelOptions
 
     def parse_label(self, raw: Any) -> list[str]:
         if isinstance(raw, str):
@@ -200,14 +198,14 @@ class MultiLabelClassification(SequenceClassificationTask):
         return [1.0 if name in label else 0.0 for name in self.labels]
 
     def score(self, logits: np.ndarray, targets: np.ndarray) -> Report:
-        predicted = (_sigmoid(logits) >= self.threshold).astype(int)
+        predicted = (_sigmoid(logits) >= self.options.threshold).astype(int)
         return multi_label_report(np.asarray(targets).astype(int), predicted, self.labels)
 
     def decode(self, outputs: np.ndarray, rows: Sequence[Row] | None = None) -> list[dict[str, Any]]:
         probs = _sigmoid(np.asarray(outputs, dtype=np.float64))
         return [
             {
-                "labels": [label for label, v in zip(self.labels, p) if v >= self.threshold],
+                "labels": [label for label, v in zip(self.labels, p) if v >= self.options.threshold],
                 "probabilities": {label: round(float(v), 6) for label, v in zip(self.labels, p)},
             }
             for p in probs

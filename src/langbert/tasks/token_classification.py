@@ -23,12 +23,13 @@ import torch
 from ..data.readers import Columns, read_rows
 from ..data.rows import Row
 from ..data.sequence_readers import read_conll, read_span_jsonl
-from ..data.spans import (ERROR_KINDS, SCHEMES, DecodeStats, close_at_edges, join_tag, span_errors, spans_to_tags,
+from ..data.spans import (ERROR_KINDS, DecodeStats, close_at_edges, join_tag, span_errors, spans_to_tags,
                           split_tag, tags_for, tags_to_spans)
-from ..errors import ConfigError, DataError
+from ..errors import DataError
 from ..evaluation import Report
 from .base import Task, model_class_for, register_task
 from .crf import CRF
+from .options import TokenClassificationOptions
 from .heads import from_pretrained_for_finetuning
 from .windows import PadCollator, check_windows_cover
 
@@ -63,18 +64,17 @@ class TokenClassification(Task):
     description = "a tag per character span: NER, word segmentation, POS (softmax or CRF)"
     default_metric = "entity_f1"
     windowed = True
+    Options = TokenClassificationOptions
 
-    def __init__(self, labels: Sequence[str] | None = None, threshold: float = 0.5, scheme: str = "BIO",
-                 crf: bool = False, stride: int = 32, types: Sequence[str] | None = None):
-        super().__init__(labels, threshold)
-        if scheme not in SCHEMES:
-            raise ConfigError(f"tag scheme must be one of {SCHEMES}, got {scheme!r}")
-        self.scheme, self.crf, self.stride = scheme, crf, stride
+    def __init__(self, options: TokenClassificationOptions | None = None, labels: Sequence[str] | None = None,
+                 types: Sequence[str] | None = None):
+        super().__init__(options, labels)
+        self.scheme, self.crf, self.stride = self.options.tag_scheme, self.options.crf, self.options.stride
         self.types = list(types or [])
         self._crf_module: CRF | None = None
 
     def state(self) -> dict[str, Any]:
-        return {**super().state(), "scheme": self.scheme, "crf": self.crf, "stride": self.stride, "types": self.types}
+        return {**super().state(), "types": self.types}
 
     # -- data -----------------------------------------------------------------------------------------
     def parse_label(self, raw: Any) -> Any:
@@ -124,15 +124,9 @@ class TokenClassification(Task):
             model.crf.load_state_dict(_saved_crf(name_or_path))
         return model
 
-    def load_model(self, path: str) -> Any:
+    def load_trained(self, path: str) -> Any:
         from transformers import AutoModelForTokenClassification
 
-        from ..adapters import base_model_of, is_adapter, load_adapter
-
-        if is_adapter(path):
-            model = load_adapter(self.build_model(base_model_of(path)), path)
-            self.bind(model)
-            return model
         if not self.crf:
             return AutoModelForTokenClassification.from_pretrained(path, use_safetensors=True)
         from transformers import AutoConfig
@@ -164,8 +158,8 @@ class TokenClassification(Task):
             crf = crf.modules_to_save[active]
         self._crf_module = crf
 
-    def lr_scaled_parameters(self, config: Any) -> list[tuple[list[Any], float]]:
-        return [(list(self._crf_module.parameters()), config.crf_lr_scale)] if self.crf else []
+    def lr_scaled_parameters(self) -> list[tuple[list[Any], float]]:
+        return [(list(self._crf_module.parameters()), self.options.crf_lr_scale)] if self.crf else []
 
     def attach_exported(self, model: Any, path: str) -> None:
         if self.crf:

@@ -21,8 +21,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError
 
-from .errors import LangbertError
-from .predict import Predictor
+from ..errors import LangbertError
+from .predictor import Predictor
 
 
 class PredictRequest(BaseModel):

@@ -9,25 +9,16 @@ resume from the newest marked checkpoint.
 from __future__ import annotations
 
 import logging
-import os
 import re
 import shutil
 from pathlib import Path
+
+from ..artifacts import atomic_write_text
 
 logger = logging.getLogger(__name__)
 
 MARKER = "COMPLETE"
 _STEP = re.compile(r"^checkpoint-(\d+)$")
-
-
-def atomic_write_text(path: str | Path, text: str) -> None:
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def mark_complete(checkpoint: str | Path) -> None:

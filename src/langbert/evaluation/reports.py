@@ -9,6 +9,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from ..artifacts import atomic_write_text
+
 LOWER_IS_BETTER = {"loss", "mse", "mae"}
 
 
@@ -103,7 +105,7 @@ def write_reports(reports: dict[str, Report], out_dir: str | Path, title: str = 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     written = {"json": out / "eval.json", "markdown": out / "eval.md"}
-    _atomic_write(written["json"], json.dumps({s: r.to_dict() for s, r in reports.items()}, indent=2))
+    atomic_write_text(written["json"], json.dumps({s: r.to_dict() for s, r in reports.items()}, indent=2))
     lines = [f"# Evaluation{': ' + title if title else ''}", ""]
     for split, report in reports.items():
         lines += [f"## {split}", "", "| metric | value |", "|---|---|"]
@@ -119,7 +121,7 @@ def write_reports(reports: dict[str, Report], out_dir: str | Path, title: str = 
             written[f"plot_{split}"] = plot
             lines += ["", f"![{split}]({plot.name})"]
         lines.append("")
-    _atomic_write(written["markdown"], "\n".join(lines))
+    atomic_write_text(written["markdown"], "\n".join(lines))
     return written
 
 
@@ -236,9 +238,3 @@ def _outcome_bars(plt: Any, report: Report, split: str) -> tuple[Any, Any]:
     headline = report.metrics.get("entity_f1")
     ax.set_title(f"{split}: errors per type" + (f" (F1 {headline:.1%})" if headline is not None else ""))
     return fig, ax
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)

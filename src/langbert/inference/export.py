@@ -13,18 +13,15 @@ import json
 import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any, Sequence
 
-import numpy as np
 import torch
 
-from .artifacts import METADATA, read_metadata
-from .checkpoints import atomic_write_text
-from .errors import LangbertError
-
-ONNX_FILE = "model.onnx"
-INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+from ..artifacts import METADATA, atomic_write_text, read_metadata
+from ..errors import LangbertError
+from ..tasks.forward import forward_batches
+from .onnx_runtime import INPUTS, ONNX_FILE, OnnxModel
+from .predictor import Predictor
 
 
 @dataclass
@@ -54,44 +51,8 @@ def output_names(model: Any, sample: dict) -> list[str]:
     return [k for k, v in out.items() if isinstance(v, torch.Tensor) and k != "loss"]
 
 
-class OnnxModel:
-    """Quacks like the HF model ``forward_batches`` drives, running ONNX Runtime underneath."""
-
-    def __init__(self, path: Path, threads: int | None = None):
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        if threads:
-            options.intra_op_num_threads = threads
-        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        self.outputs = [o.name for o in self.session.get_outputs()]
-        self.training = False
-        self._device = torch.zeros(0)
-
-    def parameters(self):
-        yield self._device
-
-    def eval(self):
-        return self
-
-    def train(self, mode: bool = True):
-        return self
-
-    def __call__(self, **batch: torch.Tensor) -> SimpleNamespace:
-        feeds = {}
-        for name in INPUTS:
-            value = batch.get(name)
-            if value is None:  # models without segment ids still take the input
-                value = torch.zeros_like(batch["input_ids"])
-            feeds[name] = value.cpu().numpy().astype(np.int64)
-        values = self.session.run(self.outputs, feeds)
-        return SimpleNamespace(**{name: torch.from_numpy(v) for name, v in zip(self.outputs, values)})
-
-
 def export_onnx(model_dir: str | Path, out_dir: str | Path, int8: bool = False, texts: Sequence[str] | None = None,
                 tolerance: float = 1e-3, min_agreement: float = 0.95, opset: int = 17) -> Parity:
-    from .predict import Predictor
-
     model_dir, out = Path(model_dir), Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     # Padded: the exported graph is the plain model (the unpadded encoder is Python control flow a trace
@@ -135,8 +96,6 @@ def export_onnx(model_dir: str | Path, out_dir: str | Path, int8: bool = False, 
 
 def check_parity(reference: Any, candidate: Any, rows: Sequence[Any], tolerance: float | None,
                  min_agreement: float) -> Parity:
-    from .predict import forward_batches
-
     a = forward_batches(reference.task, reference.model, reference.tokenizer, rows, reference.max_length)
     b = forward_batches(candidate.task, candidate.model, candidate.tokenizer, rows, candidate.max_length)
     diff, agreement = reference.task.parity(a, b, rows)

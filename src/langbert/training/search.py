@@ -22,10 +22,10 @@ from typing import Any
 import yaml
 from transformers import TrainerCallback
 
-from .config import _read_yaml, build_config
-from .errors import ConfigError
-from .evaluation import LOWER_IS_BETTER
-from .training import train
+from ..config import read_yaml, build_config
+from ..errors import ConfigError
+from ..evaluation import LOWER_IS_BETTER
+from .finetune import task_for, train
 
 logger = logging.getLogger(__name__)
 
@@ -59,12 +59,12 @@ def run_search(recipe: str | Path, trials: int, output_dir: str | None = None, s
                study_name: str | None = None, seed: int = 0, overrides: dict[str, Any] | None = None) -> Any:
     import optuna
 
-    values = _read_yaml(recipe)
+    values = read_yaml(recipe)
     space = values.pop("search", None)
     if not space:
         raise ConfigError(f"{recipe}: no 'search:' section to explore")
     base = build_config(values, overrides or {}, where=str(recipe))
-    metric = base.metric or _default_metric(base.task)
+    metric = base.metric or task_for(base).default_metric
     out = Path(output_dir or f"{base.output_dir}-search")
     out.mkdir(parents=True, exist_ok=True)
     storage = storage or f"sqlite:///{(out / 'study.db').resolve()}"
@@ -89,12 +89,6 @@ def run_search(recipe: str | Path, trials: int, output_dir: str | None = None, s
         study.optimize(objective, n_trials=remaining, catch=())
     _write_best(study, values, space, out)
     return study
-
-
-def _default_metric(task: str) -> str:
-    from .tasks import get_task_class
-
-    return get_task_class(task).default_metric
 
 
 def _write_best(study: Any, values: dict, space: dict, out: Path) -> None:

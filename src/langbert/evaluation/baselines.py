@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Sequence
 
-from .data.rows import Row
+from ..data.rows import Row
 
 
 def fit_tfidf_logreg(train: Sequence[Row], seed: int = 0):

@@ -1,0 +1,78 @@
+"""Options a task declares: a frozen dataclass per task, validated on construction.
+
+A recipe fills them from its ``options:`` section, ``langbert train`` turns each field into a flag (the
+attribute docstring is its help), and the task's state in ``langbert.json`` saves them with the labels.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from ..config import check_literals
+from ..errors import ConfigError
+
+
+@dataclass(frozen=True)
+class TaskOptions:
+    """A task without options of its own."""
+
+    def __post_init__(self) -> None:
+        check_literals(self)
+
+    @classmethod
+    def from_mapping(cls, values: dict[str, Any], task: str) -> "TaskOptions":
+        known = sorted(f.name for f in dataclasses.fields(cls))
+        unknown = sorted(set(values) - set(known))
+        if unknown:
+            raise ConfigError(f"task '{task}' has no option(s) {unknown}; its options: {known or 'none'}")
+        return cls(**values)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class ClassificationOptions(TaskOptions):
+    pooling: Literal["auto", "cls", "mean"] = "auto"
+    """Classify the [CLS] pooler output or the masked mean of the token vectors; ``auto`` takes what the
+    checkpoint was trained with (mean for sentence-transformers models, whose [CLS] was never trained)."""
+
+
+@dataclass(frozen=True)
+class MultiLabelOptions(ClassificationOptions):
+    threshold: float = 0.5
+    """A label is predicted where its sigmoid reaches this value."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not 0 < self.threshold < 1:
+            raise ConfigError(f"threshold must be in (0, 1), got {self.threshold}")
+
+
+@dataclass(frozen=True)
+class WindowOptions(TaskOptions):
+    stride: int = 32
+    """Tokens shared by consecutive windows of a long text, so a span near a border is seen whole once."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.stride < 0:
+            raise ConfigError(f"stride must be >= 0, got {self.stride}")
+
+
+@dataclass(frozen=True)
+class TokenClassificationOptions(WindowOptions):
+    tag_scheme: Literal["BIO", "BMES"] = "BIO"
+    """Tags over characters; a built-in dataset may set its own (BMES for word segmentation)."""
+    crf: bool = False
+    """A CRF head (learned tag transitions, invalid moves forbidden) instead of a per-token softmax."""
+    crf_lr_scale: float = 100.0
+    """The CRF's start, end and transition scores learn at this multiple of the learning rate: a few dozen
+    numbers starting at zero barely move at the body's rate, and the CRF then only constrains decoding."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.crf_lr_scale <= 0:
+            raise ConfigError(f"crf_lr_scale must be > 0, got {self.crf_lr_scale}")
