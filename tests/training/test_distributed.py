@@ -10,7 +10,7 @@ from pathlib import Path
 
 from tests.conftest import SENTIMENT, write_jsonl
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _run(tmp_path, model_dir, data, nproc: int, batch: int) -> Path:

@@ -16,7 +16,7 @@ from transformers import TrainerCallback
 from langbert.training import train
 from tests.conftest import SENTIMENT, tiny_train_config, write_jsonl
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 KILLED_RUN = textwrap.dedent("""
     import os, signal, sys
