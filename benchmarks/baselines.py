@@ -48,7 +48,7 @@ def main() -> None:
     metrics = json.loads((out / "langbert.json").read_text(encoding="utf-8"))["metrics"]
     rows.append(row("zh-sentiment", "as-is", "test_accuracy", metrics["test"]["accuracy"], wall,
                     seed=args.seed, epochs=args.epochs, learning_rate=config.learning_rate,
-                    pooling=json.loads((out / "langbert.json").read_text(encoding="utf-8"))["task"]["pooling"]))
+                    pooling=json.loads((out / "langbert.json").read_text(encoding="utf-8"))["task"]["options"]["pooling"]))
     print("as-is", metrics["test"], f"{wall:.0f}s")
     print(write_rows("baselines", rows))
 

@@ -45,8 +45,8 @@ def crf_baseline(dataset: str, train_samples: int | None) -> tuple[dict, float]:
     import sklearn_crfsuite
 
     data = get_builtin(dataset).load()
-    scheme = get_builtin(dataset).task_options.get("scheme", "BIO")
-    task = create_task("token-classification", scheme=scheme)
+    scheme = get_builtin(dataset).task_options.get("tag_scheme", "BIO")
+    task = create_task("token-classification", {"tag_scheme": scheme})
     train_rows = data.splits["train"][:train_samples] if train_samples else data.splits["train"]
     task.fit(train_rows)
     from langbert.data.spans import spans_to_tags
@@ -64,10 +64,11 @@ def crf_baseline(dataset: str, train_samples: int | None) -> tuple[dict, float]:
 
 def fine_tune(model: str, dataset: str, out: Path, args, crf: bool) -> tuple[dict, float]:
     config = TrainConfig(task="token-classification", model=model, output_dir=str(out),
-                         data=DataConfig(dataset=dataset, max_train_samples=args.train_samples), crf=crf,
+                         data=DataConfig(dataset=dataset, max_train_samples=args.train_samples),
+                         options={"crf": crf, "crf_lr_scale": args.crf_lr_scale},
                          epochs=args.epochs, learning_rate=args.learning_rate, batch_size=32, max_length=128,
-                         embedding_lr_scale=args.embedding_lr_scale, crf_lr_scale=args.crf_lr_scale,
-                         eval_steps=10_000, progress=False, seed=args.seed)
+                         embedding_lr_scale=args.embedding_lr_scale, eval_steps=10_000, progress=False,
+                         seed=args.seed)
     meta = run_once(out, config, lambda: train(config))
     return meta["metrics"]["test"], meta["wall_seconds"]
 
@@ -90,11 +91,15 @@ def main() -> None:
     p.add_argument("--systems", nargs="+", default=SYSTEMS, choices=SYSTEMS,
                    help="rows to (re)run, in this order; the others keep their rows from the last run")
     p.add_argument("--work", default="benchmarks/work/sequence_labeling")
+    p.add_argument("--encoder-hardware", default=None,
+                   help="where --adapted was pretrained, if not on this machine's CPU (e.g. 'NVIDIA H200'): its "
+                        "rows are named <system>-gpu-encoder and say so, reported beside the CPU-only rows")
     args = p.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     work = Path(args.work)
     extra = {"seed": args.seed, "epochs": args.epochs, "train_samples": args.train_samples or "all",
              "learning_rate": args.learning_rate, "embedding_lr_scale": args.embedding_lr_scale}
+    suffix, encoder = ("-gpu-encoder", {"encoder_hardware": args.encoder_hardware}) if args.encoder_hardware else ("", {})
     systems = [s for s in args.systems if not (s == "as-is" and args.skip_as_is)]
     previous = RESULTS / "sequence_labeling.json"
     kept = [r for r in (json.loads(previous.read_text()) if previous.exists() else [])
@@ -125,13 +130,13 @@ def main() -> None:
             crf = system == "zh-cws-crf"
             head = "adapted-crf" if crf else "adapted-softmax"
             metrics, wall = fine_tune(adapted, "zh-cws", work / f"cws-{head}", args, crf=crf)
-            emit(row("zh-cws", head, "word_f1", metrics["entity_f1"], wall, model=adapted, **_crf_extra(args, crf),
-                     **extra))
+            emit(row("zh-cws", head + suffix, "word_f1", metrics["entity_f1"], wall, model=adapted,
+                     **_crf_extra(args, crf), **encoder, **extra))
         else:
             crf = system == "adapted-crf"
             metrics, wall = fine_tune(adapted, "zh-ner", work / f"ner-{system}", args, crf=crf)
-            emit(row("zh-ner", system, "entity_f1", metrics["entity_f1"], wall, model=adapted, **_detail(metrics),
-                     **_crf_extra(args, crf), **extra))
+            emit(row("zh-ner", system + suffix, "entity_f1", metrics["entity_f1"], wall, model=adapted,
+                     **_detail(metrics), **_crf_extra(args, crf), **encoder, **extra))
 
 
 def _crf_extra(args, crf: bool) -> dict:
@@ -140,6 +145,10 @@ def _crf_extra(args, crf: bool) -> dict:
 
 
 def _system_of(r: dict) -> str:
+    """The --systems name a row was made by (rows of an encoder pretrained elsewhere are never replaced by
+    a CPU run)."""
+    if r.get("encoder_hardware"):
+        return r["system"]
     if r["dataset"] == "zh-cws":
         return "zh-cws-crf" if r["system"] == "adapted-crf" else "zh-cws"
     return r["system"]

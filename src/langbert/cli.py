@@ -448,8 +448,7 @@ def main(argv: list[str] | None = None) -> int:
 def _close_process_group() -> None:
     """Under torchrun, close the process group once a command has finished. Left to interpreter shutdown,
     gloo's worker threads can still hold tensors when Python is torn down, and the rank aborts ("terminate
-    called without an active exception", SIGABRT; pytorch/pytorch#190489): a CI run of the 2-process
-    pretraining test failed so. Only after success: a rank that failed may leave others inside a
+    called without an active exception", SIGABRT; pytorch/pytorch#190489). Only after success: a rank that failed may leave others inside a
     collective, where closing the group would hang (pytorch/torchtitan#1342)."""
     if "torch.distributed" not in sys.modules:
         return

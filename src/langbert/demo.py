@@ -18,7 +18,7 @@ from .training import prepare_task, train
 
 def _stored_as_is() -> float | None:
     """The as-is accuracy measured by benchmarks/baselines.py, when this is a source checkout and the row was
-    measured with the head this demo trains (rows from before mean pooling do not compare)."""
+    measured with the head this demo trains (a row measured through the [CLS] pooler does not compare)."""
     results = Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "baselines.json"
     if results.exists():
         for row in json.loads(results.read_text(encoding="utf-8")):

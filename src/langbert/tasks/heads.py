@@ -1,8 +1,8 @@
 """Fine-tuning a checkpoint that already has a task head: the head carries on only for the same labels.
 
 HF loads a head whenever the shapes fit and never looks at what the outputs mean: a sentiment model
-fine-tuned again with its labels in another order started with ``pos`` and ``neg`` swapped, and one with
-another number of labels stopped with a size-mismatch error. Here, as in HF's ``run_glue`` example, a
+fine-tuned again with its labels in another order would start with ``pos`` and ``neg`` swapped, and one
+with another number of labels stops with a size-mismatch error. Here, as in HF's ``run_glue`` example, a
 head trained for the same label set carries on (the task takes the checkpoint's label order before
 encoding anything); any other head starts afresh, whatever its shape.
 """
