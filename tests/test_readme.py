@@ -39,12 +39,21 @@ def test_readme_command_parses(command):
     assert callable(ns.handler)
 
 
-def test_the_custom_task_example_trains_and_predicts(tmp_path, tiny_model_dir):
-    from langbert import DataConfig, Predictor, TrainConfig, train
-    from langbert.tasks import create_task
+@pytest.fixture
+def star_task():
+    from langbert.tasks import base
 
     task_code, train_code = [b for b in _blocks("python") if "register_task" in b or "star-sentiment" in b]
     exec(compile(task_code, "README.md", "exec"), {})
+    yield train_code
+    base._TASKS.pop("star-sentiment")  # other tests see only the package's tasks
+
+
+def test_the_custom_task_example_trains_and_predicts(tmp_path, tiny_model_dir, star_task):
+    from langbert import DataConfig, Predictor, TrainConfig, train
+    from langbert.tasks import create_task
+
+    train_code = star_task
     assert create_task("star-sentiment", {"positive_from": 5}).parse_label("4") == "negative"
     rows = [["很好很喜欢", 5], ["太差了", 1], ["非常满意", 5], ["很失望", 2]] * 4
     data = write_csv(tmp_path / "ratings.csv", ["text", "stars"], rows)
