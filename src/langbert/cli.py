@@ -266,10 +266,13 @@ def _parity_texts(path: str) -> list[str]:
 
 
 def cmd_serve(ns: argparse.Namespace) -> int:
-    from .inference.serve import ServeLimits, serve
+    from .inference.batching import ServeLimits
+    from .inference.serve import serve
 
-    limits = ServeLimits(max_texts=ns.max_texts, max_chars=ns.max_chars, batch_wait_ms=ns.batch_wait_ms)
-    serve(ns.model_dir, ns.host, ns.port, ns.api_key, limits, bf16=ns.bf16, unpadded=not ns.padded)
+    limits = ServeLimits(**{f.name: getattr(ns, f.name) for f in dataclasses.fields(ServeLimits)
+                            if hasattr(ns, f.name)})
+    serve(ns.model_dir, ns.host, ns.port, ns.api_key, limits, bf16=ns.bf16, unpadded=not ns.padded,
+          allowed_hosts=ns.allowed_host, docs=ns.docs)
     return 0
 
 
@@ -383,12 +386,22 @@ def _serve_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("model_dir")
     p.add_argument("--host", default="127.0.0.1", help="interface to bind (default: loopback only)")
     p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--api-key", default=None, help="require 'Authorization: Bearer KEY' (or set LANGBERT_API_KEY)")
-    p.add_argument("--max-texts", type=int, default=64)
-    p.add_argument("--max-chars", type=int, default=5000)
-    p.add_argument("--batch-wait-ms", type=float, default=5.0,
-                   help="how long a micro-batch waits for more requests; it goes sooner once it holds as many "
-                        "texts as the last batch did")
+    p.add_argument("--api-key", default=None, help="require 'Authorization: Bearer KEY' on every path but /health "
+                   "(or set LANGBERT_API_KEY); checked from the headers, before a body is read")
+    p.add_argument("--allowed-host", action="append", default=None, metavar="NAME",
+                   help="a Host name the server answers to besides the address it binds (repeat it); a "
+                        "loopback bind answers to localhost, 127.0.0.1 and ::1, a wildcard bind without "
+                        "this flag to any name")
+    p.add_argument("--docs", action=argparse.BooleanOptionalAction, default=None,
+                   help="/docs, /redoc and /openapi.json (default: on without --api-key, off with one; "
+                        "with a key they need it too)")
+    from .inference.batching import ServeLimits
+
+    group = p.add_argument_group("limits (a request over them gets a 4xx/5xx that says which)")
+    docs = _field_docs(ServeLimits)
+    for f in dataclasses.fields(ServeLimits):
+        group.add_argument("--" + f.name.replace("_", "-"), type=type(f.default), default=f.default,
+                           help=f"{docs.get(f.name, '')} (default: {f.default})")
     _predictor_flags(p)
 
 

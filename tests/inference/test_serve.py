@@ -28,7 +28,9 @@ def client(model_dir):
 
 
 def test_health_metadata_predict(client):
-    assert client.get("/health").json() == {"status": "ok"}
+    health = client.get("/health").json()
+    assert health["status"] == "ok" and health["backlog"] == {"requests": 0, "texts": 0, "oldest_wait_s": 0.0}
+    assert client.head("/health").status_code == 200
     meta = client.get("/metadata").json()
     assert meta["task"]["name"] == "text-classification" and meta["limits"]["max_texts"] == 4
     r = client.post("/predict", json={"texts": ["很好很喜欢", "很差很失望"]})
@@ -76,12 +78,14 @@ def test_predict_errors_read_like_fastapis_and_the_endpoint_is_documented(client
 
 
 def test_bearer_token_required_when_set(model_dir):
-    with TestClient(create_app(model_dir, api_key="s3cret")) as c:
+    with TestClient(create_app(model_dir, api_key="s3cret", docs=True)) as c:
         assert c.post("/predict", json={"texts": ["好"]}).status_code == 401
         refused = c.post("/predict", content=b"{not json", headers={"Authorization": "Bearer s3cre"})
         assert refused.status_code == 401 and refused.headers["www-authenticate"] == "Bearer"  # before parsing
         assert c.post("/predict", json={"texts": ["好"]}, headers={"Authorization": "Basic s3cret"}).status_code == 401
-        assert c.get("/openapi.json").json()["paths"]["/predict"]["post"]["security"] == [{"HTTPBearer": []}]
+        assert c.get("/openapi.json").status_code == 401  # with a key, the documents need it too
+        schema = c.get("/openapi.json", headers={"Authorization": "Bearer s3cret"}).json()
+        assert schema["paths"]["/predict"]["post"]["security"] == [{"HTTPBearer": []}]
         odd = {"Authorization": "Bearer sécret".encode("latin-1")}  # not ASCII: a 401, not a 500
         assert c.post("/predict", json={"texts": ["好"]}, headers=odd).status_code == 401
         assert c.get("/metadata", headers=odd).status_code == 401

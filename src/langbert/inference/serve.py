@@ -1,178 +1,42 @@
 """``langbert serve DIR``: a thin HTTP layer over ``Predictor`` (FastAPI), for every registered task.
 
-Secure by default: binds 127.0.0.1, optional bearer token (``--api-key`` or ``LANGBERT_API_KEY``), the
-request body is capped before it is parsed, and only safetensors/ONNX are loaded (no pickles, no
-``trust_remote_code``). Concurrent requests are micro-batched: texts that arrive within ``batch_wait_ms``
-run as one batch (sooner once it holds as many texts as the last one), and each caller gets its own
-results, in order. ``POST /predict`` is plain ASGI in front of FastAPI (``PredictEndpoint``: under load
-the event loop's time per request is time the model waits); ``/health``, ``/metadata`` and the OpenAPI
-schema are FastAPI's.
+Secure by default: binds 127.0.0.1 and answers only to the host names it is bound under, optional bearer
+token (``--api-key`` or ``LANGBERT_API_KEY``) checked before any body is read, bodies and the bytes all
+connections hold bounded, slow or silent connections closed (``guard``), and only safetensors/ONNX loaded
+(no pickles, no ``trust_remote_code``). Concurrent requests are micro-batched, a long one in slices so short
+ones interleave (``batching``); ``/health`` shows the backlog. ``POST /predict`` is plain ASGI in front of
+FastAPI (``PredictEndpoint``: under load the event loop's time per request is time the model waits);
+``/health``, ``/metadata`` and the OpenAPI documents are FastAPI's.
 """
 
 from __future__ import annotations
 
-import asyncio
-import hmac
-import json
 import os
+import unicodedata
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError
 
 from ..errors import LangbertError
+from .batching import MicroBatcher, ServeLimits
+from .guard import Guard, allowed_hosts_for, guarded_protocol, send_json, token_matches
 from .predictor import Predictor
+
+__all__ = ["MicroBatcher", "ServeLimits", "create_app", "serve", "token_matches"]
+
+DOCS_PATHS = ("/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json")
+# Characters that print nothing: a text of only these carries nothing to predict on.
+INVISIBLE = {"Cc", "Cf", "Cs", "Co", "Cn", "Zs", "Zl", "Zp"}
+
+
+def is_blank(text: str) -> bool:
+    return all(ch.isspace() or unicodedata.category(ch) in INVISIBLE for ch in text)
 
 
 class PredictRequest(BaseModel):
     texts: list[str] = Field(min_length=1)
     pairs: list[str] | None = None
-
-
-@dataclass
-class ServeLimits:
-    max_texts: int = 64
-    max_chars: int = 5000
-    max_body_bytes: int = 1_000_000
-    max_batch: int = 64
-    batch_wait_ms: float = 5.0
-
-
-class MicroBatcher:
-    """Collects (texts, future) from concurrent requests and runs them as batches in a worker thread."""
-
-    def __init__(self, predictor: Predictor, limits: ServeLimits):
-        self.predictor, self.limits = predictor, limits
-        # Texts in the last batch: under steady load the same clients come back, so once as many texts as
-        # last time are here the batch goes without waiting out ``batch_wait_ms`` (the model would idle).
-        self.last_size = limits.max_batch
-        self.queue: asyncio.Queue | None = None
-        self.task: asyncio.Task | None = None
-        self.worker: ThreadPoolExecutor | None = None
-
-    def start(self) -> None:
-        # The model runs on one dedicated thread: batches stay serial and on one OpenMP team whatever else
-        # uses asyncio's shared default pool (each thread that runs torch ops gets its own team, and an
-        # idle team spins for a while before it sleeps).
-        self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="langbert-model")
-        self.queue = asyncio.Queue()  # a queue belongs to the event loop that first uses it: one per start
-        self.task = asyncio.get_running_loop().create_task(self._run())
-
-    async def stop(self) -> None:
-        if self.task:
-            self.task.cancel()
-        if self.worker:
-            self.worker.shutdown(wait=False, cancel_futures=True)
-
-    async def predict(self, texts: list[str], pairs: list[str] | None) -> list[dict]:
-        future = asyncio.get_running_loop().create_future()
-        await self.queue.put((texts, pairs, future))
-        return await future
-
-    async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            jobs = [await self.queue.get()]
-            size = len(jobs[0][0])
-            deadline = loop.time() + self.limits.batch_wait_ms / 1000
-            while size < self.limits.max_batch:
-                if not self.queue.empty():  # what is already here always goes
-                    job = self.queue.get_nowait()
-                else:
-                    timeout = deadline - loop.time()
-                    if size >= self.last_size or timeout <= 0:
-                        break
-                    try:
-                        job = await asyncio.wait_for(self.queue.get(), timeout)
-                    except asyncio.TimeoutError:
-                        break
-                jobs.append(job)
-                size += len(job[0])
-            self.last_size = size
-            # Pairs and single texts cannot share a batch: group by kind.
-            for with_pairs in (False, True):
-                group = [j for j in jobs if (j[1] is not None) == with_pairs]
-                if not group:
-                    continue
-                texts = [t for j in group for t in j[0]]
-                pairs = [p for j in group for p in j[1]] if with_pairs else None
-                try:
-                    results = await loop.run_in_executor(self.worker, self.predictor.predict, texts, pairs)
-                except Exception as exc:  # noqa: BLE001 - every waiting caller must hear about it
-                    # One request's bad input (a QA question too long for max_length) must not fail the
-                    # others it was batched with: each runs alone, and only its own failure reaches it.
-                    await self._one_by_one(group, exc)
-                    continue
-                start = 0
-                for job_texts, _, future in group:
-                    if not future.done():
-                        future.set_result(results[start:start + len(job_texts)])
-                    start += len(job_texts)
-
-    async def _one_by_one(self, group: list, batch_error: Exception) -> None:
-        loop = asyncio.get_running_loop()
-        for job_texts, job_pairs, future in group:
-            if future.done():
-                continue
-            if len(group) == 1:
-                future.set_exception(batch_error)
-                continue
-            try:
-                result = await loop.run_in_executor(self.worker, self.predictor.predict, job_texts, job_pairs)
-            except Exception as exc:  # noqa: BLE001
-                future.set_exception(exc)
-            else:
-                future.set_result(result)
-
-
-async def read_body(receive: Any, max_bytes: int | None = None) -> bytes | None:
-    """The request body from ASGI messages; None if the client went away. Stops reading once it holds
-    more than ``max_bytes`` (the caller refuses it)."""
-    body, more = b"", True
-    while more and (max_bytes is None or len(body) <= max_bytes):
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            return None
-        body += message.get("body", b"")
-        more = message.get("more_body", False)
-    return body
-
-
-class BodyCap:
-    """Pure ASGI middleware: refuse a body over ``max_bytes`` by its declared length, then by what arrives,
-    before anything parses it. (Starlette's ``BaseHTTPMiddleware`` did the same at several times the cost
-    per request: it wraps every response in an extra task and stream.)"""
-
-    def __init__(self, app: Any, max_bytes: int):
-        self.app, self.max_bytes = app, max_bytes
-
-    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        declared = dict(scope.get("headers") or []).get(b"content-length", b"")
-        if declared.isdigit() and int(declared) > self.max_bytes:
-            return await self._refuse(send)
-        if scope["method"] != "POST":
-            return await self.app(scope, receive, send)
-        body = await read_body(receive, self.max_bytes)
-        if body is None:
-            return None
-        if len(body) > self.max_bytes:
-            return await self._refuse(send)
-        replayed = False
-
-        async def replay() -> dict:
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()
-
-        return await self.app(scope, replay, send)
-
-    async def _refuse(self, send: Any) -> None:
-        await send_json(send, 413, {"detail": f"body over {self.max_bytes} bytes"})
 
 
 class PredictEndpoint:
@@ -183,22 +47,18 @@ class PredictEndpoint:
     FastAPI (dependency solving, body field validation, its middleware stack) the endpoint cost ~300 us a
     request here, against ~60 us for this (a stub model on 2 cores: 3,100-5,400 against 12,000-17,600
     requests/s); the same checks run, in pydantic's compiled validator. Auth comes before the body is
-    parsed; the body arrives already capped by ``BodyCap``."""
+    parsed: the body arrives already authorised, capped and read by ``Guard``."""
 
-    def __init__(self, app: Any, batcher: MicroBatcher, limits: ServeLimits, api_key: str | None):
-        self.app, self.batcher, self.limits, self.api_key = app, batcher, limits, api_key
+    def __init__(self, app: Any, batcher: MicroBatcher, limits: ServeLimits, takes_pairs: bool):
+        self.app, self.batcher, self.limits, self.takes_pairs = app, batcher, limits, takes_pairs
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] != "http" or scope["path"] != "/predict":
             return await self.app(scope, receive, send)
-        if scope["method"] != "POST":
-            return await send_json(send, 405, {"detail": "Method Not Allowed"}, [(b"allow", b"POST")])
-        if self.api_key and not self._authorised(scope):
-            return await send_json(send, 401, {"detail": "missing or wrong bearer token"},
-                                   [(b"www-authenticate", b"Bearer")])
-        body = await read_body(receive)
-        if body is None:
+        message = await receive()
+        if message["type"] == "http.disconnect":
             return None
+        body = message.get("body", b"")
         try:
             request = PredictRequest.model_validate_json(body)
         except ValidationError as exc:
@@ -212,10 +72,6 @@ class PredictEndpoint:
             return await send_json(send, 422, {"detail": str(exc)})
         return await send_json(send, 200, {"predictions": predictions})
 
-    def _authorised(self, scope: dict) -> bool:
-        scheme, _, token = dict(scope.get("headers") or []).get(b"authorization", b"").partition(b" ")
-        return scheme.lower() == b"bearer" and token_matches(token.strip(), self.api_key)
-
     def _refusal(self, request: PredictRequest) -> tuple[int, dict] | None:
         limits = self.limits
         if len(request.texts) > limits.max_texts:
@@ -223,23 +79,21 @@ class PredictEndpoint:
         task = self.batcher.predictor.task
         if task.needs_pair and request.pairs is None:
             return 422, {"detail": f"task '{task.name}' needs 'pairs', one second text per text"}
+        if request.pairs is not None and not self.takes_pairs:
+            return 422, {"detail": f"pairs: this {task.name} model was trained on single texts; send 'texts' alone"}
+        total = sum(map(len, request.texts)) + sum(map(len, request.pairs or ()))
+        if total > limits.max_request_chars:
+            return 413, {"detail": f"{total} characters in the request; at most {limits.max_request_chars}: "
+                                   "split it into several requests"}
         for field in ("texts", "pairs"):
             for i, text in enumerate(getattr(request, field) or ()):
                 if len(text) > limits.max_chars:
                     return 422, {"detail": f"{field}[{i}] has {len(text)} characters; at most {limits.max_chars}"}
-                if not text.strip():
-                    return 422, {"detail": f"{field}[{i}] is empty"}
+                if is_blank(text):
+                    return 422, {"detail": f"{field}[{i}] is empty (or only invisible characters)"}
         if request.pairs is not None and len(request.pairs) != len(request.texts):
             return 422, {"detail": f"{len(request.texts)} texts but {len(request.pairs)} pairs"}
         return None
-
-
-def token_matches(token: str | bytes, api_key: str) -> bool:
-    """Constant-time comparison of the header's raw bytes with the UTF-8 key (``hmac.compare_digest``
-    refuses str with non-ASCII characters: a TypeError, so a 500). A str token is a header value as
-    Starlette decodes it, latin-1, so encoding it back gives the bytes that came in, as on ``/predict``."""
-    token = token.encode("latin-1") if isinstance(token, str) else token
-    return hmac.compare_digest(token, api_key.encode("utf-8"))
 
 
 def body_errors(exc: ValidationError) -> list[dict]:
@@ -255,15 +109,6 @@ def body_errors(exc: ValidationError) -> list[dict]:
     return errors
 
 
-async def send_json(send: Any, status: int, payload: Any, headers: list[tuple[bytes, bytes]] = ()) -> None:
-    """A JSON response as Starlette's ``JSONResponse`` renders it (UTF-8, no NaN), in two ASGI messages."""
-    body = json.dumps(payload, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                            *headers]})
-    await send({"type": "http.response.body", "body": body})
-
-
 def load_off_main_thread(model_dir: str, **options: Any) -> Predictor:
     """``Predictor.load`` on a thread that exits once the model is loaded.
 
@@ -277,15 +122,19 @@ def load_off_main_thread(model_dir: str, **options: Any) -> Predictor:
 
 
 def create_app(model_dir: str, api_key: str | None = None, limits: ServeLimits | None = None,
-               predictor: Predictor | None = None, bf16: bool = False, unpadded: bool = True) -> Any:
+               predictor: Predictor | None = None, bf16: bool = False, unpadded: bool = True,
+               allowed_hosts: list[str] | None = None, docs: bool | None = None) -> Any:
+    """The ASGI app. ``allowed_hosts``: the ``Host`` names it answers to (None: any; ``serve`` derives
+    them from the address it binds). ``docs``: ``/docs``, ``/redoc`` and ``/openapi.json``; by default on
+    without a key and off with one (on with a key, they need it too)."""
     from contextlib import asynccontextmanager
 
-    from fastapi import Depends, FastAPI, HTTPException
-    from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+    from fastapi import FastAPI
 
     limits = limits or ServeLimits()
     predictor = predictor or load_off_main_thread(model_dir, bf16=bf16, unpadded=unpadded)
     api_key = api_key if api_key is not None else os.environ.get("LANGBERT_API_KEY") or None
+    docs = not api_key if docs is None else docs
     batcher = MicroBatcher(predictor, limits)
 
     @asynccontextmanager
@@ -294,26 +143,22 @@ def create_app(model_dir: str, api_key: str | None = None, limits: ServeLimits |
         yield
         await batcher.stop()
 
-    app = FastAPI(title="langbert", lifespan=lifespan)
-    bearer = HTTPBearer(auto_error=False)
+    app = FastAPI(title="langbert", lifespan=lifespan, docs_url="/docs" if docs else None,
+                  redoc_url="/redoc" if docs else None, openapi_url="/openapi.json" if docs else None)
+    routes = {"/predict": {"POST"}, "/health": {"GET", "HEAD"}, "/metadata": {"GET"},
+              **({path: {"GET"} for path in DOCS_PATHS} if docs else {})}
 
-    # async: FastAPI runs a plain ``def`` dependency on a worker thread, a thread handoff per request.
-    async def authorised(credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> None:
-        if credentials is None or not token_matches(credentials.credentials, api_key):
-            raise HTTPException(401, "missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"})
-
-    guarded = [Depends(authorised)] if api_key else []
-
-    # Added first, so it runs inside BodyCap (the last added is the outermost).
-    app.add_middleware(PredictEndpoint, batcher=batcher, limits=limits, api_key=api_key)
-    app.add_middleware(BodyCap, max_bytes=limits.max_body_bytes)
+    # Added first, so it runs inside Guard (the last added is the outermost).
+    app.add_middleware(PredictEndpoint, batcher=batcher, limits=limits, takes_pairs=predictor_takes_pairs(predictor))
+    app.add_middleware(Guard, routes=routes, limits=limits, api_key=api_key, allowed_hosts=allowed_hosts)
     document_predict(app, secured=bool(api_key))
 
-    @app.get("/health")
+    @app.api_route("/health", methods=["GET", "HEAD"])
     async def health() -> dict:
-        return {"status": "ok"}
+        """Alive, and what waits for the model: requests, texts, and the oldest request's wait."""
+        return {"status": "ok", "backlog": batcher.backlog()}
 
-    @app.get("/metadata", dependencies=guarded)
+    @app.get("/metadata")
     async def metadata() -> dict:
         meta = predictor.metadata
         return {"task": meta.get("task"), "max_length": meta.get("max_length"), "base_model": meta.get("base_model"),
@@ -321,6 +166,12 @@ def create_app(model_dir: str, api_key: str | None = None, limits: ServeLimits |
                 "limits": limits.__dict__}
 
     return app
+
+
+def predictor_takes_pairs(predictor: Any) -> bool:
+    """Whether the model reads a second text: its task needs one, or it was trained on pairs."""
+    data = (getattr(predictor, "metadata", None) or {}).get("config", {}).get("data", {})
+    return bool(predictor.task.needs_pair or data.get("pair_column"))
 
 
 def document_predict(app: Any, secured: bool) -> None:
@@ -351,8 +202,21 @@ def document_predict(app: Any, secured: bool) -> None:
 
 
 def serve(model_dir: str, host: str = "127.0.0.1", port: int = 8000, api_key: str | None = None,
-          limits: ServeLimits | None = None, bf16: bool = False, unpadded: bool = True) -> None:
+          limits: ServeLimits | None = None, bf16: bool = False, unpadded: bool = True,
+          allowed_hosts: list[str] | None = None, docs: bool | None = None) -> None:
     import uvicorn
 
-    uvicorn.run(create_app(model_dir, api_key, limits, bf16=bf16, unpadded=unpadded), host=host, port=port,
-                log_level="info")
+    limits = limits or ServeLimits()
+    app = create_app(model_dir, api_key, limits, bf16=bf16, unpadded=unpadded,
+                     allowed_hosts=allowed_hosts_for(host, allowed_hosts or []), docs=docs)
+    uvicorn.Server(server_config(app, host, port, limits)).run()
+
+
+def server_config(app: Any, host: str, port: int, limits: ServeLimits, log_level: str = "info") -> Any:
+    """uvicorn's config with the connection limits: header timeout and connection cap on its httptools
+    protocol, its own idle timeout for keep-alive connections."""
+    import uvicorn
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+    return uvicorn.Config(app, host=host, port=port, log_level=log_level,
+                          http=guarded_protocol(HttpToolsProtocol, limits), timeout_keep_alive=limits.idle_timeout_s)
