@@ -345,3 +345,47 @@ def test_the_dev_metric_during_training_is_the_reports_entity_f1(tiny_model_dir,
     report = task.evaluate(task.gather(tags, features, rows), rows).metrics
     assert metrics["entity_f1"] == pytest.approx(report["entity_f1"]) and report["entity_f1"] < 1.0
     assert metrics["entity_recall"] == pytest.approx((report["entities"] - 1) / report["entities"])
+
+
+def test_entity_scores_match_seqeval_in_its_default_and_strict_modes():
+    """``entity_f1`` is conlleval's reading (seqeval's default mode), ``entity_f1_strict`` seqeval's strict
+    mode: "I-PER I-PER" against "B-PER I-PER" is a hit for the first and a miss for the second."""
+    import random
+
+    from seqeval.metrics import f1_score
+    from seqeval.scheme import IOB2
+
+    from langbert.data.rows import Row
+
+    task = create_task("token-classification")
+    task.fit([Row("甲乙丙", [(0, 1, "PER"), (1, 2, "LOC")])])
+    ids = {t: i for i, t in enumerate(task.labels)}
+    report = task.evaluate([[(0, 1, ids["I-PER"]), (1, 2, ids["I-PER"])]], [Row("张三", [(0, 2, "PER")])])
+    assert report.metrics["entity_f1"] == 1.0 and report.metrics["entity_f1_strict"] == 0.0
+
+    rng = random.Random(0)
+    gold_tags, pred_tags, rows, outputs = [], [], [], []
+    for _ in range(60):
+        n = rng.randint(1, 12)
+        gold = [rng.choice(task.labels) for _ in range(n)]
+        pred = [rng.choice(task.labels) for _ in range(n)]
+        # gold as the data has it: well-formed spans (a reader would repair an orphan the same way)
+        from langbert.data.spans import spans_to_tags, tags_to_spans
+
+        spans = tags_to_spans(gold, "BIO")
+        gold_tags.append(spans_to_tags(n, spans, "BIO"))
+        pred_tags.append(pred)
+        rows.append(Row("字" * n, spans))
+        outputs.append([(i, i + 1, ids[t]) for i, t in enumerate(pred)])
+    metrics = task.evaluate(outputs, rows).metrics
+    assert metrics["entity_f1"] == pytest.approx(f1_score(gold_tags, pred_tags))
+    assert metrics["entity_f1_strict"] == pytest.approx(f1_score(gold_tags, pred_tags, mode="strict", scheme=IOB2))
+    assert metrics["entity_f1_strict"] < metrics["entity_f1"]
+
+
+def test_strict_bmes_spans_must_end_with_e():
+    from langbert.data.spans import tags_to_spans
+
+    tags = ["B-W", "M-W", "O", "B-W", "E-W", "E-W", "S-W", "M-W"]
+    assert tags_to_spans(tags, "BMES", strict=True) == [(3, 5, "W"), (6, 7, "W")]
+    assert tags_to_spans(tags, "BMES") == [(0, 2, "W"), (3, 5, "W"), (5, 6, "W"), (6, 7, "W"), (7, 8, "W")]

@@ -80,20 +80,23 @@ def close_at_edges(tags: list[str], scheme: str) -> list[str]:
 
 
 def tags_to_spans(tags: Sequence[str], scheme: str, starts: Sequence[int] | None = None,
-                  ends: Sequence[int] | None = None, stats: DecodeStats | None = None) -> list[Span]:
+                  ends: Sequence[int] | None = None, stats: DecodeStats | None = None,
+                  strict: bool = False) -> list[Span]:
     """Tags of units (characters or tokens, located by ``starts``/``ends``) -> character spans.
 
-    An ``I-X``/``M``/``E`` that does not continue an open span of its type starts a new one (and is
-    counted in ``stats``): the usual repair, made visible.
+    By default an ``I-X``/``M``/``E`` that does not continue an open span of its type starts a new one (and
+    is counted in ``stats``), as conlleval reads tags. ``strict``: only well-formed spans count, as in
+    seqeval's strict mode: such a tag belongs to no span, and in BMES a span must end with ``E``.
     """
     starts = list(range(len(tags))) if starts is None else starts
     ends = [s + 1 for s in starts] if ends is None else ends
     spans: list[Span] = []
     open_start, open_kind = None, None
+    needs_end = strict and scheme == "BMES"
 
-    def close(end: int) -> None:
+    def close(end: int, complete: bool = True) -> None:
         nonlocal open_start, open_kind
-        if open_start is not None:
+        if open_start is not None and (complete or not needs_end):
             spans.append((open_start, end, open_kind or "W"))
         open_start, open_kind = None, None
 
@@ -101,22 +104,25 @@ def tags_to_spans(tags: Sequence[str], scheme: str, starts: Sequence[int] | None
     for tag, start, end in zip(tags, starts, ends):
         prefix, kind = split_tag(tag)
         if prefix == "O":
-            close(last_end)
+            close(last_end, complete=False)
         elif prefix in ("B", "S"):
-            close(last_end)
+            close(last_end, complete=False)
             open_start, open_kind = start, kind
             if prefix == "S":
                 close(end)
         else:  # I, M, E
             if open_start is None or open_kind != kind:
-                close(last_end)
+                close(last_end, complete=False)
                 if stats is not None:
                     stats.repaired += 1
+                if strict:
+                    last_end = end
+                    continue
                 open_start, open_kind = start, kind
             if prefix == "E":
                 close(end)
         last_end = end
-    close(last_end)
+    close(last_end, complete=False)
     return spans
 
 

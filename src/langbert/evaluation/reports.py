@@ -99,13 +99,13 @@ def regression_report(y_true: np.ndarray, y_pred: np.ndarray) -> Report:
 TABLE_COLUMNS = ("label", "precision", "recall", "f1", "support")
 
 
-def write_reports(reports: dict[str, Report], out_dir: str | Path, title: str = "") -> dict[str, Path]:
+def write_reports(reports: dict[str, Report], out_dir: str | Path, title: str = "", note: str = "") -> dict[str, Path]:
     """Write ``eval.json``, ``eval.md`` and one plot per split; returns the files written."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     written = {"json": out / "eval.json", "markdown": out / "eval.md"}
     atomic_write_text(written["json"], json.dumps({s: r.to_dict() for s, r in reports.items()}, indent=2))
-    lines = [f"# Evaluation{': ' + title if title else ''}", ""]
+    lines = [f"# Evaluation{': ' + title if title else ''}", "", *([note, ""] if note else [])]
     for split, report in reports.items():
         lines += [f"## {split}", "", "| metric | value |", "|---|---|"]
         lines += [f"| {k} | {_fmt(v)} |" for k, v in report.metrics.items()]

@@ -5,8 +5,10 @@
 - Long texts are cut into overlapping windows (``stride`` tokens shared); at prediction each character's
   tag comes from the window where it sits farthest from an edge, so a span across a border is found once.
 - Heads: softmax, or a CRF (``crf: true``) whose transitions forbid invalid moves of the tag scheme.
-- Evaluation is entity-level and strict (seqeval, IOB2 over characters), per type and micro/macro;
-  character tag accuracy is reported separately and named as such.
+- Evaluation is entity-level over characters, per type and micro/macro: ``entity_f1`` reads predicted tags
+  as conlleval does, ``entity_f1_strict`` counts only well-formed entities (seqeval's strict mode); the
+  best checkpoint is chosen on ``entity_f1`` unless ``--metric`` names another. Character tag accuracy is
+  reported separately and named as such.
 """
 
 from __future__ import annotations
@@ -244,9 +246,11 @@ class TokenClassification(Task):
                     best[feature["_row"]][start] = (centrality, end, int(tags[i]))
         return [[(s, e, t) for s, (_, e, t) in sorted(b.items())] for b in best]
 
-    def spans(self, tokens: list[tuple[int, int, int]], stats: DecodeStats | None = None) -> list[tuple[int, int, str]]:
+    def spans(self, tokens: list[tuple[int, int, int]], stats: DecodeStats | None = None,
+              strict: bool = False) -> list[tuple[int, int, str]]:
+        """The predicted spans; ``strict``: only the well-formed ones (see ``tags_to_spans``)."""
         return tags_to_spans([self.labels[t] for _, _, t in tokens], self.scheme, [s for s, _, _ in tokens],
-                             [e for _, e, _ in tokens], stats)
+                             [e for _, e, _ in tokens], stats, strict=strict)
 
     def decode(self, outputs: Any, rows: Sequence[Row] | None = None) -> list[dict[str, Any]]:
         results = []
@@ -261,8 +265,8 @@ class TokenClassification(Task):
         return 0.0, float(np.mean([x == y for x, y in pairs])) if pairs else 1.0
 
     def compute_metrics(self, eval_pred: Any) -> dict[str, float]:
-        """Strict entity P/R/F1 on the dev rows' characters, windows merged as at prediction: the number the
-        report gives, so the best checkpoint is chosen on it. Without bound rows only ``window_entity_*``: over
+        """Entity P/R/F1 (conlleval-style and strict) on the dev rows' characters, windows merged as at
+        prediction: the numbers the report gives, so the best checkpoint is chosen on one of them. Without bound rows only ``window_entity_*``: over
         the tag sequences of the dev windows, where an entity in two windows' overlap counts twice."""
         logits, labels = eval_pred.predictions, eval_pred.label_ids
         logits = logits[0] if isinstance(logits, tuple) else logits
@@ -275,7 +279,8 @@ class TokenClassification(Task):
             scores = SimpleNamespace(logits=torch.from_numpy(np.ascontiguousarray(logits[:, :width])))
             tags = self.unbatch(None, scores, {"attention_mask": mask})
             metrics = self.evaluate(self.gather(tags, features, rows), rows).metrics
-            return {k: metrics[k] for k in ("entity_f1", "entity_precision", "entity_recall", "char_tag_accuracy")}
+            return {k: metrics[k] for k in ("entity_f1", "entity_precision", "entity_recall", "entity_f1_strict",
+                                            "char_tag_accuracy")}
 
         if self.crf:
             emissions, _, mask = _crf_inputs(torch.from_numpy(logits).float(), torch.from_numpy(labels))
@@ -294,10 +299,10 @@ class TokenClassification(Task):
                 "window_entity_precision": precision, "window_entity_recall": recall}
 
     def evaluate(self, outputs: Any, rows: Sequence[Row]) -> Report:
-        from seqeval.metrics import classification_report
-        from seqeval.scheme import IOB2
-
-        gold_tags, pred_tags = [], []
+        """Entity-level scores over characters, twice: ``entity_*`` read the predicted tags as conlleval
+        does (a tag that continues no entity starts one), ``entity_*_strict`` count only well-formed
+        entities (seqeval's strict mode). The per-type table and error counts are conlleval-style."""
+        gold_tags, pred_tags, strict_tags = [], [], []
         correct = total = 0
         errors: Counter = Counter()
         found: Counter = Counter()
@@ -305,28 +310,41 @@ class TokenClassification(Task):
             predicted = self.spans(tokens)
             errors.update(span_errors(row.label or [], predicted))
             found.update(kind for _, _, kind in set(row.label or []) & set(predicted))
-            # seqeval over characters in IOB2, whatever the scheme: strict span matching of type and bounds.
-            g = spans_to_tags(len(row.text), row.label or [], "BIO")
-            p = spans_to_tags(len(row.text), predicted, "BIO")
-            gold_tags.append([_iob(t) for t in g])
-            pred_tags.append([_iob(t) for t in p])
+            # Spans compared over characters in IOB2, whatever the scheme: type and both bounds must match.
+            gold_tags.append(_char_iob(len(row.text), row.label or []))
+            pred_tags.append(_char_iob(len(row.text), predicted))
+            strict_tags.append(_char_iob(len(row.text), self.spans(tokens, strict=True)))
             native_g = spans_to_tags(len(row.text), row.label or [], self.scheme)
             native_p = spans_to_tags(len(row.text), predicted, self.scheme)
             keep = [i for i, c in enumerate(row.text) if not c.isspace()]
             correct += sum(native_g[i] == native_p[i] for i in keep)
             total += len(keep)
-        report = classification_report(gold_tags, pred_tags, mode="strict", scheme=IOB2, output_dict=True,
-                                       zero_division=0)
+        report = _seqeval(gold_tags, pred_tags)
+        strict = _seqeval(gold_tags, strict_tags)["micro avg"]
         table = [{"label": k, "precision": v["precision"], "recall": v["recall"], "f1": v["f1-score"],
                   "support": int(v["support"]), **{error: errors[k, error] for error in ERROR_KINDS}}
                  for k, v in report.items() if "avg" not in k]
         micro, macro = report["micro avg"], report["macro avg"]
         metrics = {"entity_f1": micro["f1-score"], "entity_precision": micro["precision"],
                    "entity_recall": micro["recall"], "entity_macro_f1": macro["f1-score"],
+                   "entity_f1_strict": strict["f1-score"], "entity_precision_strict": strict["precision"],
+                   "entity_recall_strict": strict["recall"],
                    "char_tag_accuracy": correct / max(total, 1), "sentences": len(rows),
                    "entities": int(micro["support"])}
         outcomes = {row["label"]: {"found": found[row["label"]], **{e: row[e] for e in ERROR_KINDS}} for row in table}
         return Report(metrics, table, outcomes=outcomes)
+
+
+def _char_iob(length: int, spans: Sequence[tuple[int, int, str]]) -> list[str]:
+    return [_iob(t) for t in spans_to_tags(length, spans, "BIO")]
+
+
+def _seqeval(gold: list[list[str]], predicted: list[list[str]]) -> dict:
+    """seqeval's report over well-formed IOB2 sequences (both sides are made from spans)."""
+    from seqeval.metrics import classification_report
+    from seqeval.scheme import IOB2
+
+    return classification_report(gold, predicted, mode="strict", scheme=IOB2, output_dict=True, zero_division=0)
 
 
 def _iob(tag: str) -> str:

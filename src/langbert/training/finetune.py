@@ -68,8 +68,9 @@ def train(config: TrainConfig, callbacks: Sequence[TrainerCallback] = (), splits
     reports = {name: task.evaluate(forward_batches(task, trainer.model, tokenizer, rows, config.max_length,
                                                    config.eval_batch_size), rows)
                for name, rows in (("dev", splits.dev), ("test", splits.test)) if rows}
-    write_reports(reports, run.out, title=f"{config.task} on {splits.source}")
     metric = args.metric_for_best_model
+    write_reports(reports, run.out, title=f"{config.task} on {splits.source}",
+                  note=f"The checkpoint kept is the one with the best dev `{metric}`.")
     return finish(run.out, metric, f"{config.task}: training loss and dev {metric}", {
         "task": task.state(),
         "max_length": config.max_length,
