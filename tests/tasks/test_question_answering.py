@@ -11,7 +11,7 @@ from langbert.data.rows import Row
 from langbert.errors import DataError
 from langbert.tasks import create_task
 from langbert.tasks.question_answering import QuestionAnswering
-from langbert.tasks.answers import answer_spans, answer_tokens, exact_match, token_f1
+from langbert.tasks.answers import answer_f1, answer_spans, cmrc_segments, exact_match, scoring_for, squad_tokens
 from tests.conftest import write_jsonl
 
 
@@ -97,12 +97,31 @@ def test_the_answer_is_the_best_span_over_all_windows_and_none_only_for_unanswer
     assert task.decode([[backwards, weak]], [row])[0]["answer"] != "defgh"
 
 
-def test_answers_are_scored_on_characters_for_cjk_and_words_elsewhere():
-    assert answer_tokens("北京2024年, The iPhone!") == ["北", "京", "2024", "年", "the", "iphone"]
-    assert exact_match("北京。", ["上海", "北京"]) == 1.0
-    assert token_f1("北京大学", ["北京"]) == pytest.approx(2 * 0.5 * 1.0 / 1.5)
-    assert token_f1("the red car", ["a red car"]) == pytest.approx(2 / 3)
-    assert token_f1("", [""]) == 1.0 and token_f1("北京", [""]) == 0.0
+@pytest.mark.parametrize("scoring,predicted,golds,em,f1", [
+    # Cases worked by the rules of the SQuAD v2.0 evaluation script
+    ("squad", "$5 million", ["5 million"], 1.0, 1.0),           # ASCII punctuation goes
+    ("squad", "the red car", ["a red car"], 1.0, 1.0),          # so do articles
+    ("squad", "red car", ["the big red car"], 0.0, 2 * (1 * 2 / 3) / (1 + 2 / 3)),
+    ("squad", "北京大学", ["北京"], 0.0, 0.0),                     # no spaces: one token each
+    ("squad", "", [""], 1.0, 1.0),
+    ("squad", "北京", [""], 0.0, 0.0),
+    # ... and of the CMRC 2018 script (v5)
+    ("cmrc2018", "北大", ["北京大学"], 0.0, 1 / 3),                 # longest common substring: 北 (or 大)
+    ("cmrc2018", "北京。", ["上海", "北京"], 1.0, 1.0),              # its punctuation list goes
+    ("cmrc2018", "iPhone 12发布", ["iphone 12"], 0.0, 2 * 0.5 / 1.5),
+    ("cmrc2018", "京大学", ["北京大学"], 0.0, 2 * 1 * 0.75 / 1.75),
+    ("cmrc2018", "", [""], 1.0, 1.0),
+])
+def test_answers_are_scored_by_each_official_definition(scoring, predicted, golds, em, f1):
+    assert exact_match(predicted, golds, scoring) == em
+    assert answer_f1(predicted, golds, scoring) == pytest.approx(f1)
+
+
+def test_the_two_tokenisations_and_which_one_a_corpus_gets():
+    assert squad_tokens("The iPhone, $5!") == ["iphone", "5"]
+    assert cmrc_segments("2024年iPhone, 发布！") == ["2024", "年", "iphone", ",", "发", "布"]
+    assert scoring_for(["小明住在北京。", "他在书店工作"]) == "cmrc2018"
+    assert scoring_for(["The delivery arrived on Monday.", "北京"]) == "squad"
 
 
 def test_evaluation_reports_exact_match_f1_and_both_halves_of_unanswerable_data():
@@ -143,7 +162,7 @@ def test_the_dev_metric_during_training_is_answer_f1_over_questions(tiny_model_d
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
     rows = [Row("在哪", ((2, 4),), "我在北京"), Row("什么发布", ((5, 11),), "2024年iphone在北京发布")]
-    task = create_task("question-answering")
+    task = create_task("question-answering", {"scoring": "cmrc2018"})
     features = task.encode(rows, tokenizer, max_length=32)
     longest = max(len(f["input_ids"]) for f in features)
     start, end = np.full((len(features), longest), -100.0), np.full((len(features), longest), -100.0)
@@ -158,3 +177,5 @@ def test_the_dev_metric_during_training_is_answer_f1_over_questions(tiny_model_d
     metrics = task.compute_metrics(prediction)
     # "年iphone" predicted for "iphone": tokens 年, iphone against iphone -> F1 2/3
     assert metrics["exact_match"] == 0.5 and metrics["f1"] == pytest.approx((1.0 + 2 / 3) / 2)
+    # "年iphone" is one whitespace token to SQuAD's script: no credit there
+    assert metrics["f1_squad"] == 0.5 and metrics["f1_cmrc2018"] == metrics["f1"] and metrics["scoring_cmrc2018"] == 1.0

@@ -76,3 +76,11 @@ class TokenClassificationOptions(WindowOptions):
         super().__post_init__()
         if self.crf_lr_scale <= 0:
             raise ConfigError(f"crf_lr_scale must be > 0, got {self.crf_lr_scale}")
+
+
+@dataclass(frozen=True)
+class QuestionAnsweringOptions(WindowOptions):
+    scoring: Literal["auto", "squad", "cmrc2018"] = "auto"
+    """Which official definition ``exact_match`` and ``f1`` follow (both are reported, suffixed):
+    ``squad`` (whitespace tokens, English normalisation) or ``cmrc2018`` (Chinese characters, longest common
+    substring); ``auto`` takes ``cmrc2018`` when the training contexts are mostly Chinese."""

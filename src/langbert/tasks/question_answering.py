@@ -18,6 +18,8 @@ per token (HF's ``...ForQuestionAnswering`` head).
 
 from __future__ import annotations
 
+import dataclasses
+
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -27,10 +29,10 @@ from ..data.readers import Columns, read_rows
 from ..data.rows import Row
 from ..errors import DataError
 from ..evaluation import Report
-from .answers import answer_spans, exact_match, token_f1
+from .answers import SCORINGS, answer_f1, answer_spans, exact_match, scoring_for
 from .base import Task, model_class_for, register_task
 from .heads import checkpoint_output_names, from_pretrained_for_finetuning
-from .options import WindowOptions
+from .options import QuestionAnsweringOptions
 from .windows import PadCollator, check_windows_cover
 
 MAX_ANSWER_TOKENS = 64
@@ -47,9 +49,9 @@ class QuestionAnswering(Task):
     needs_pair = True
     windowed = True
 
-    Options = WindowOptions
+    Options = QuestionAnsweringOptions
 
-    def __init__(self, options: WindowOptions | None = None, labels: Sequence[str] | None = None,
+    def __init__(self, options: QuestionAnsweringOptions | None = None, labels: Sequence[str] | None = None,
                  unanswerable: bool = False):
         super().__init__(options, ["start", "end"])
         self.stride = self.options.stride
@@ -91,6 +93,8 @@ class QuestionAnswering(Task):
 
     def fit(self, rows: Sequence[Row]) -> None:
         self.unanswerable = any(r.label == () for r in rows)
+        if self.options.scoring == "auto":  # decided once, by the training data; saved as decided
+            self.options = dataclasses.replace(self.options, scoring=scoring_for([r.pair or "" for r in rows[:2000]]))
 
     # -- model ----------------------------------------------------------------------------------------
     def build_model(self, name_or_path: str, dropout: float | None = None) -> Any:
@@ -197,15 +201,22 @@ class QuestionAnswering(Task):
         return {"window_f1": float(np.mean(scores)) if scores else 0.0}
 
     def evaluate(self, outputs: Any, rows: Sequence[Row]) -> Report:
+        """``exact_match`` and ``f1`` by the task's ``scoring`` (``scoring_cmrc2018`` is 1 where it is
+        CMRC 2018's), and both definitions apart as ``*_squad`` and ``*_cmrc2018``."""
         predicted = self.decode(outputs, rows)
-        em, f1, answered_f1, unanswered_right = [], [], [], []
+        scoring = self.options.scoring if self.options.scoring != "auto" else \
+            scoring_for([r.pair or "" for r in rows])
+        scores: dict[str, list[float]] = {f"{m}_{s}": [] for s in SCORINGS for m in ("exact_match", "f1")}
+        answered_f1, unanswered_right = [], []
         for row, prediction in zip(rows, predicted):
             golds = [row.pair[s:e] for s, e in row.label or ()] or [""]
-            em.append(exact_match(prediction["answer"], golds))
-            f1.append(token_f1(prediction["answer"], golds))
-            (answered_f1 if row.label else unanswered_right).append(f1[-1])
-        metrics: dict[str, Any] = {"exact_match": float(np.mean(em)) if em else 0.0,
-                                   "f1": float(np.mean(f1)) if f1 else 0.0, "questions": len(rows)}
+            for name in SCORINGS:
+                scores[f"exact_match_{name}"].append(exact_match(prediction["answer"], golds, name))
+                scores[f"f1_{name}"].append(answer_f1(prediction["answer"], golds, name))
+            (answered_f1 if row.label else unanswered_right).append(scores[f"f1_{scoring}"][-1])
+        means = {k: float(np.mean(v)) if v else 0.0 for k, v in scores.items()}
+        metrics: dict[str, Any] = {"exact_match": means[f"exact_match_{scoring}"], "f1": means[f"f1_{scoring}"],
+                                   "scoring_cmrc2018": float(scoring == "cmrc2018"), **means, "questions": len(rows)}
         if unanswered_right:  # SQuAD 2.0 reports both halves: a model answering nothing scores well on one
             metrics["answerable_f1"] = float(np.mean(answered_f1)) if answered_f1 else 0.0
             metrics["unanswerable_accuracy"] = float(np.mean(unanswered_right))
