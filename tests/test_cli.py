@@ -38,7 +38,9 @@ def test_predict_from_file_and_stdin(trained, capsys, monkeypatch):
     texts.write_text("很好很喜欢\n\n很差很失望\n", encoding="utf-8")
     assert main(["predict", str(out), str(texts), "--out", str(tmp / "p.jsonl")]) == 0
     preds = [json.loads(l) for l in (tmp / "p.jsonl").read_text(encoding="utf-8").splitlines()]
-    assert [(p["text"], p["label"]) for p in preds] == [("很好很喜欢", "pos"), ("很差很失望", "neg")]
+    # one output line per input line: the blank one says it was skipped
+    assert [(p["line"], p["text"], p.get("label", p.get("skipped"))) for p in preds] == \
+        [(1, "很好很喜欢", "pos"), (2, "", "empty line"), (3, "很差很失望", "neg")]
     monkeypatch.setattr("sys.stdin", io.StringIO("服务很棒\n"))
     capsys.readouterr()
     assert main(["predict", str(out)]) == 0
@@ -47,8 +49,8 @@ def test_predict_from_file_and_stdin(trained, capsys, monkeypatch):
     assert main(["predict", str(out), str(texts), "--padded", "--out", str(tmp / "padded.jsonl")]) == 0
     padded = [json.loads(l) for l in (tmp / "padded.jsonl").read_text(encoding="utf-8").splitlines()]
     # The same model on padded batches: the same answers, scores equal up to float rounding.
-    assert [(p["text"], p["label"]) for p in padded] == [(p["text"], p["label"]) for p in preds]
-    assert [p["score"] for p in padded] == pytest.approx([p["score"] for p in preds], abs=1e-6)
+    assert [(p["text"], p.get("label")) for p in padded] == [(p["text"], p.get("label")) for p in preds]
+    assert [p.get("score", 0) for p in padded] == pytest.approx([p.get("score", 0) for p in preds], abs=1e-6)
 
 
 def test_eval_writes_reports(trained, capsys):

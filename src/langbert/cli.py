@@ -139,23 +139,39 @@ def cmd_predict(ns: argparse.Namespace) -> int:
     from .inference import Predictor
 
     predictor = Predictor.load(ns.model_dir, bf16=ns.bf16, unpadded=not ns.padded)
+    ns.dataset, ns.data, temporary = None, ns.input, None
     if ns.input in (None, "-"):
         # stdin: one text per line, or JSON lines when they look like objects
         lines = sys.stdin.read()
         suffix = ".jsonl" if lines.lstrip().startswith("{") else ".txt"
         with tempfile.NamedTemporaryFile("w", suffix=suffix, delete=False, encoding="utf-8") as tmp:
             tmp.write(lines)
-        ns.data = tmp.name
-    else:
-        ns.data = ns.input
-    ns.dataset = None
-    (rows,) = _rows_for(ns, predictor.task, label_required=False).values()
+        ns.data = temporary = tmp.name
+    try:
+        (rows,) = _rows_for(ns, predictor.task, label_required=False).values()
+        # Plain text: one output line per input line, a blank one included, so line N answers line N.
+        lines_in = (len(Path(ns.data).read_text(encoding="utf-8").splitlines())
+                    if Path(ns.data).suffix.lower() == ".txt" else None)
+    finally:
+        if temporary:
+            os.unlink(temporary)
     out = open(ns.out, "w", encoding="utf-8") if ns.out else sys.stdout
+    written = 0
+
+    def blanks_until(line: int) -> None:
+        nonlocal written
+        while lines_in is not None and written + 1 < line:
+            written += 1
+            out.write(json.dumps({"line": written, "text": "", "skipped": "empty line"}) + "\n")
+
     try:
         for start in range(0, len(rows), 4096):  # bounded memory for large files
             chunk = rows[start:start + 4096]
             for row, pred in zip(chunk, predictor.predict_rows(chunk, batch_size=ns.batch_size)):
-                out.write(json.dumps({"text": row.text, **pred}, ensure_ascii=False) + "\n")
+                blanks_until(row.line or 0)
+                out.write(json.dumps({"line": row.line, "text": row.text, **pred}, ensure_ascii=False) + "\n")
+                written = row.line or written + 1
+        blanks_until((lines_in or 0) + 1)
     finally:
         if out is not sys.stdout:
             out.close()

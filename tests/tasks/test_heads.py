@@ -101,3 +101,36 @@ def test_a_body_that_does_not_fit_its_config_is_refused(tmp_path, sentiment_mode
     task.labels = ["neg", "pos"]
     with pytest.raises(ConfigError, match="bert.pooler.dense.bias"):
         task.build_model(str(broken))
+
+
+def test_a_new_head_is_one_line_not_a_load_report_and_missing_body_weights_still_warn(tiny_model_dir, tmp_path,
+                                                                                       caplog):
+    import logging
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    from langbert.tasks import create_task
+
+    task = create_task("text-classification")
+    task.labels = ["neg", "pos"]
+    from tests.conftest import transformers_warnings
+
+    with caplog.at_level(logging.INFO), transformers_warnings() as from_transformers:
+        task.build_model(tiny_model_dir)
+    text = caplog.text + "\n".join(from_transformers)
+    assert "LOAD REPORT" not in text and "seem corrupted" not in text
+    assert "new classifier (a head for this task)" in text
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny_model_dir, broken)
+    weights = load_file(str(broken / "model.safetensors"))
+    dropped = next(k for k in weights if "encoder.layer.0.attention.self.query.weight" in k)
+    del weights[dropped]
+    save_file(weights, str(broken / "model.safetensors"), metadata={"format": "pt"})
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        task.build_model(str(broken))
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1 and "are not in the checkpoint" in warnings[0] and "encoder" in warnings[0]

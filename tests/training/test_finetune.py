@@ -1,4 +1,5 @@
-"""Gradient accumulation is the big batch, for the models' own losses and for langbert's (CRF)."""
+"""Fine-tuning: gradient accumulation is the big batch (models' own losses and langbert's CRF), and training says
+when the vocabulary cannot read its data."""
 
 from __future__ import annotations
 
@@ -34,3 +35,18 @@ def test_two_accumulated_half_batches_take_the_same_step_as_one_batch(tmp_path, 
     assert moved
     for key in weights[4]:
         assert (weights[4][key] - weights[2][key]).abs().max() < 1e-5, key
+
+
+def test_training_says_when_the_vocabulary_cannot_read_the_data(tmp_path, tiny_model_dir, caplog):
+    import json
+    import logging
+
+    from tests.conftest import write_jsonl
+
+    # Hangul: no token of the tiny Chinese/English vocabulary covers it
+    data = write_jsonl(tmp_path / "ko.jsonl", [{"text": t, "label": l} for t, l in
+                                                [("좋아요 정말", "pos"), ("별로예요 실망", "neg")] * 4])
+    with caplog.at_level(logging.WARNING):
+        out = train(tiny_train_config(tmp_path, tiny_model_dir, data, max_steps=2, eval_steps=2))
+    assert "are [UNK]" in caplog.text and "langbert adapt" in caplog.text
+    assert json.loads((out / "langbert.json").read_text())["data"]["train_unk_rate"] > 0.5

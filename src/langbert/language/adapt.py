@@ -19,6 +19,7 @@ from ..data.corpus import iter_texts
 from ..data.coverage import coverage
 from ..data.segment import get_segmenter
 from ..data.split import bucket
+from ..tasks.load_report import load_for_training
 from ..tasks.pooling import carry_pooling_declaration
 from .dictionary import load_dictionary
 from .embeddings import transfer_embeddings
@@ -57,7 +58,7 @@ def adapt(cfg: AdaptConfig) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     source_path = resolve_model(cfg.model)
     source_tok = AutoTokenizer.from_pretrained(source_path)
-    model = AutoModelForMaskedLM.from_pretrained(source_path)
+    model, _ = load_for_training(AutoModelForMaskedLM, source_path, ["cls"], "a masked-LM head for pretraining")
 
     tokenizer = build_tokenizer(cfg, source_tok)
     vocab = tokenizer.get_vocab()

@@ -19,6 +19,7 @@ from transformers import AutoModelForMaskedLM, AutoTokenizer, TrainerCallback
 
 from ..config import PretrainConfig, resolve_model
 from ..errors import ConfigError
+from ..tasks.load_report import load_for_training
 from ..tasks.pooling import carry_pooling_declaration
 from ..training.run import RunFolder, finish, open_run, prepare_model, save_model, shared_arguments, train_from
 from ..training.trainer import LangbertTrainer, MetricsJsonl
@@ -152,7 +153,7 @@ def _masking(cfg: PretrainConfig, tokenizer: Any, held: PackedBlocks) -> tuple[W
 
 
 def _masked_lm(cfg: PretrainConfig, model_path: str, tokenizer: Any) -> Any:
-    model = AutoModelForMaskedLM.from_pretrained(model_path)
+    model, _ = load_for_training(AutoModelForMaskedLM, model_path, ["cls"], "a masked-LM head, tied to the embeddings")
     if len(tokenizer) > model.config.vocab_size:
         raise ConfigError(f"{cfg.model}: tokenizer has {len(tokenizer)} tokens, the model {model.config.vocab_size}")
     model.tie_weights()

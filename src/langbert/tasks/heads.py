@@ -15,6 +15,7 @@ from typing import Any, Sequence
 import torch
 
 from ..errors import ConfigError
+from .load_report import load_for_training
 
 logger = logging.getLogger(__name__)
 
@@ -37,8 +38,8 @@ def from_pretrained_for_finetuning(model_class: Any, path: str, config: Any, hea
     """``model_class.from_pretrained`` with ``config`` (which names the new outputs in ``id2label``) and
     whether a head from the checkpoint carries on. ``heads``: the model's top-level head modules."""
     saved = checkpoint_output_names(path)
-    model, info = model_class.from_pretrained(path, config=config, ignore_mismatched_sizes=True,
-                                              output_loading_info=True)
+    model, info = load_for_training(model_class, path, heads, "a head for this task", config=config,
+                                    ignore_mismatched_sizes=True)
     body_mismatch = sorted(k for k, *_ in info["mismatched_keys"] if k.split(".")[0] not in heads)
     if body_mismatch:  # only a head may differ in shape: a body that does is a broken checkpoint
         raise ConfigError(f"{path}: weights do not fit the model's own config: {body_mismatch[:5]}")

@@ -18,6 +18,8 @@ from transformers.integrations import TensorBoardCallback
 
 from ..config import TrainConfig, resolve_model
 from ..data.builtin import get_builtin
+from ..data.check import UNK_HINT_AT
+from ..data.coverage import coverage
 from ..data.loading import Splits, load_splits
 from ..errors import ConfigError
 from ..evaluation import LOWER_IS_BETTER, write_reports
@@ -37,6 +39,7 @@ def train(config: TrainConfig, callbacks: Sequence[TrainerCallback] = (), splits
     task, splits = prepare_task(config, splits)
     task.labels = checkpoint_order(task.labels, model_path)  # before encoding: targets are label indices
     tokenizer = _fast_tokenizer(config.model, model_path)
+    unk_rate = _check_vocabulary(tokenizer, splits.train, config.model)
     train_set = FeatureDataset(task.encode(splits.train, tokenizer, config.max_length))
     # Shortest first, evaluated in this order (LangbertTrainer's eval sampler), so the task can line the
     # predictions up with its features and rows, and batches still carry little padding.
@@ -77,7 +80,7 @@ def train(config: TrainConfig, callbacks: Sequence[TrainerCallback] = (), splits
         "base_model": config.model,
         "config": config.to_dict(),
         "data": {"source": splits.source, "fingerprints": splits.fingerprints(),
-                 "rows": {n: len(r) for n, r in splits.items()}},
+                 "rows": {n: len(r) for n, r in splits.items()}, "train_unk_rate": unk_rate},
         "best_checkpoint": trainer.state.best_model_checkpoint,
         "best_dev_metric": {metric: trainer.state.best_metric},
         "metrics": {name: r.metrics for name, r in reports.items()},
@@ -135,6 +138,18 @@ def _fast_tokenizer(name: str, path: str):
     if not getattr(tokenizer, "is_fast", False):
         raise ConfigError(f"{name}: langbert needs a fast (Rust) tokenizer for character offsets")
     return tokenizer
+
+
+def _check_vocabulary(tokenizer, rows, model: str) -> float | None:
+    """The share of [UNK] tokens in (up to 2,000 of) the training texts; a warning where the vocabulary
+    reads too little of them for fine-tuning alone to make up for it."""
+    texts = [t for r in rows[:2000] for t in (r.text, r.pair) if t]
+    unk_rate = coverage(tokenizer, texts)["unk_rate"]
+    if unk_rate is not None and unk_rate >= UNK_HINT_AT:
+        logger.warning("%.0f%% of the training text's tokens are [UNK] under %s: its vocabulary does not cover "
+                       "this language. `langbert adapt --model %s --corpus TEXT_FILES` gives it one", 100 * unk_rate,
+                       model, model)
+    return unk_rate
 
 
 def _with_adapter(model, config: TrainConfig, task: Task, train_features: int):
