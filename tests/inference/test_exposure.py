@@ -227,3 +227,12 @@ def test_host_names_a_bind_answers_to():
     assert "api.example" in allowed_hosts_for("10.1.2.3", ["api.example"])
     assert [host_of(h) for h in (b"localhost:8000", b"[::1]:8000", b"Example.COM", b"::1")] == \
         ["localhost", "::1", "example.com", "::1"]
+
+
+@pytest.mark.parametrize("bad", [{"max_connections": 0}, {"header_timeout_s": -1.0},
+                                 {"max_chars": 6000, "max_request_chars": 5000}])
+def test_limits_that_cannot_work_are_refused(bad):
+    from langbert.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=next(iter(bad))):
+        ServeLimits(**bad)

@@ -13,8 +13,10 @@ import asyncio
 import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
+
+from ..errors import ConfigError
 
 
 @dataclass
@@ -47,6 +49,15 @@ class ServeLimits:
     """Time the body may go without a byte arriving (408 beyond)."""
     idle_timeout_s: float = 5.0
     """Time an idle keep-alive connection stays open between requests."""
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if value < 0 or (value == 0 and f.name != "batch_wait_ms"):
+                raise ConfigError(f"serve limit {f.name} must be > 0, got {value}")
+        if self.max_chars > self.max_request_chars:
+            raise ConfigError(f"max_chars ({self.max_chars}) is over max_request_chars ({self.max_request_chars}): "
+                              "no request could hold one text of the longest length")
 
 
 @dataclass
