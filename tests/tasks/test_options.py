@@ -58,3 +58,15 @@ def test_a_second_task_under_a_taken_name_is_refused():
     with pytest.raises(ValueError, match="already registered"):
         register_task(Impostor)
     assert get_task_class("text-classification") is existing
+
+
+@pytest.mark.parametrize("state,expected", [
+    ({"name": "text-classification", "labels": ["a", "b"], "threshold": 0.5, "pooling": "mean"}, {"pooling": "mean"}),
+    ({"name": "token-classification", "labels": ["O", "B-W"], "threshold": 0.5, "scheme": "BMES", "crf": True,
+      "stride": 16, "types": ["W"]}, {"tag_scheme": "BMES", "crf": True, "stride": 16}),
+    ({"name": "multi-label-classification", "labels": ["x"], "threshold": 0.3, "pooling": "cls"},
+     {"threshold": 0.3, "pooling": "cls"}),
+])
+def test_a_folder_saved_before_options_had_their_own_section_still_loads(state, expected):
+    task = task_from_state(state)
+    assert {k: getattr(task.options, k) for k in expected} == expected and task.labels == state["labels"]

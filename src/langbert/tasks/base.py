@@ -7,6 +7,8 @@ prediction, export and serving take a Task object and never look at its name.
 
 from __future__ import annotations
 
+import dataclasses
+
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any, ClassVar, Sequence
@@ -158,8 +160,17 @@ class Task(ABC):
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> "Task":
         state = dict(state)
-        options = cls.Options.from_mapping(state.pop("options", {}), cls.name)
-        return cls(options, **state)
+        options = dict(state.pop("options", {}))
+        # Folders saved before options had a section of their own kept them beside the labels (the tag
+        # scheme as "scheme", and a threshold every task carried): read those as options.
+        known = {f.name for f in dataclasses.fields(cls.Options)}
+        if "scheme" in state:
+            state["tag_scheme"] = state.pop("scheme")
+        for key in [k for k in state if k in known or k == "threshold"]:
+            value = state.pop(key)
+            if key in known:
+                options.setdefault(key, value)
+        return cls(cls.Options.from_mapping(options, cls.name), **state)
 
     def check_rows_have_pairs(self, rows: Sequence[Row]) -> None:
         for row in rows:
