@@ -480,8 +480,9 @@ def main(argv: list[str] | None = None) -> int:
 def _close_process_group() -> None:
     """Under torchrun, close the process group once a command has finished. Left to interpreter shutdown,
     gloo's worker threads can still hold tensors when Python is torn down, and the rank aborts ("terminate
-    called without an active exception", SIGABRT; pytorch/pytorch#190489). Only after success: a rank that failed may leave others inside a
-    collective, where closing the group would hang (pytorch/torchtitan#1342)."""
+    called without an active exception", SIGABRT; pytorch/pytorch#190489). Only after success: a rank
+    that failed may leave others inside a collective, where closing the group would hang
+    (pytorch/torchtitan#1342)."""
     if "torch.distributed" not in sys.modules:
         return
     import torch.distributed as dist

@@ -266,8 +266,9 @@ class TokenClassification(Task):
 
     def compute_metrics(self, eval_pred: Any) -> dict[str, float]:
         """Entity P/R/F1 (conlleval-style and strict) on the dev rows' characters, windows merged as at
-        prediction: the numbers the report gives, so the best checkpoint is chosen on one of them. Without bound rows only ``window_entity_*``: over
-        the tag sequences of the dev windows, where an entity in two windows' overlap counts twice."""
+        prediction: the numbers the report gives, so the best checkpoint is chosen on one of them. Without
+        bound rows only ``window_entity_*``: over the tag sequences of the dev windows, where an entity in
+        two windows' overlap counts twice."""
         logits, labels = eval_pred.predictions, eval_pred.label_ids
         logits = logits[0] if isinstance(logits, tuple) else logits
         if self._eval is not None and len(self._eval[1]) == len(logits):
