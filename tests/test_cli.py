@@ -159,3 +159,16 @@ def test_question_answering_from_squad_style_jsonl(tmp_path, tiny_model_dir, cap
     predictions = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [p["text"] for p in predictions] == [q for q, _, _ in rows]
     assert all({"answer", "start", "end", "score"} <= set(p) for p in predictions)
+
+
+def test_serve_flags_reach_the_limits_and_absent_ones_keep_the_defaults(monkeypatch):
+    from langbert.inference import serve as serve_module
+    from langbert.inference.batching import ServeLimits
+
+    seen = {}
+    monkeypatch.setattr(serve_module, "serve", lambda model_dir, host, port, api_key, limits, **kw: seen.update(
+        limits=limits, **kw))
+    assert main(["serve", "some-dir", "--max-connections", "7", "--header-timeout-s", "0.5",
+                 "--allowed-host", "api.example"]) == 0
+    assert seen["limits"] == ServeLimits(max_connections=7, header_timeout_s=0.5)
+    assert seen["allowed_hosts"] == ["api.example"] and seen["docs"] is None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import ast
 import dataclasses
+import functools
 import inspect
 import json
 import logging
@@ -22,6 +23,7 @@ from .errors import LangbertError
 
 # -- flags generated from the config dataclasses (one source of truth for names, types, help) ---------
 
+@functools.lru_cache(maxsize=None)
 def _field_docs(cls: type) -> dict[str, str]:
     """Attribute docstrings (the string right after a field) become ``--help`` text; a subclass's fields
     may be documented in a base class."""
@@ -415,9 +417,8 @@ def _serve_args(p: argparse.ArgumentParser) -> None:
 
     group = p.add_argument_group("limits (a request over them gets a 4xx/5xx that says which)")
     docs = _field_docs(ServeLimits)
-    for f in dataclasses.fields(ServeLimits):
-        group.add_argument("--" + f.name.replace("_", "-"), type=type(f.default), default=f.default,
-                           help=f"{docs.get(f.name, '')} (default: {f.default})")
+    for f in dataclasses.fields(ServeLimits):  # an absent flag leaves ServeLimits' own default
+        _add_field_flag(group, ServeLimits, f, f"{docs.get(f.name, '')} (default: {f.default})")
     _predictor_flags(p)
 
 
