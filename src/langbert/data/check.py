@@ -33,10 +33,18 @@ def summarize(rows: Sequence[Row], tokenizer: Any = None, max_length: int | None
         summary[f"over_max_length_{max_length}"] = sum(n > max_length for n in lengths)
         unk_rate = coverage(tokenizer, [t for r in rows for t in (r.text, r.pair) if t])["unk_rate"]
         summary["unk_rate"] = unk_rate
-        if unk_rate is not None and unk_rate >= UNK_HINT_AT:
-            summary["hint"] = (f"{unk_rate:.0%} of the tokens are [UNK]: the model's vocabulary does not cover this "
-                               "text; `langbert adapt --corpus ...` gives it one for this language")
+        hint = vocabulary_hint(unk_rate)
+        if hint:
+            summary["hint"] = hint
     return summary
+
+
+def vocabulary_hint(unk_rate: float | None) -> str | None:
+    """What to do where a model's vocabulary reads too little of a text (None where it reads enough)."""
+    if unk_rate is None or unk_rate < UNK_HINT_AT:
+        return None
+    return (f"{unk_rate:.0%} of the tokens are [UNK]: the model's vocabulary does not cover this text; "
+            "`langbert adapt --corpus ...` gives it one for this language")
 
 
 def label_counts(rows: Sequence[Row]) -> dict[str, Any]:

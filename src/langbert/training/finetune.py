@@ -18,7 +18,7 @@ from transformers.integrations import TensorBoardCallback
 
 from ..config import TrainConfig, resolve_model
 from ..data.builtin import get_builtin
-from ..data.check import UNK_HINT_AT
+from ..data.check import vocabulary_hint
 from ..data.coverage import coverage
 from ..data.loading import Splits, load_splits
 from ..errors import ConfigError
@@ -145,10 +145,9 @@ def _check_vocabulary(tokenizer, rows, model: str) -> float | None:
     reads too little of them for fine-tuning alone to make up for it."""
     texts = [t for r in rows[:2000] for t in (r.text, r.pair) if t]
     unk_rate = coverage(tokenizer, texts)["unk_rate"]
-    if unk_rate is not None and unk_rate >= UNK_HINT_AT:
-        logger.warning("%.0f%% of the training text's tokens are [UNK] under %s: its vocabulary does not cover "
-                       "this language. `langbert adapt --model %s --corpus TEXT_FILES` gives it one", 100 * unk_rate,
-                       model, model)
+    hint = vocabulary_hint(unk_rate)
+    if hint:
+        logger.warning("training text under %s: %s", model, hint)
     return unk_rate
 
 
