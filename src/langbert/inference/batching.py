@@ -73,6 +73,11 @@ class _Job:
     def chars(self, i: int) -> int:
         return len(self.texts[i]) + (len(self.pairs[i]) if self.pairs is not None else 0)
 
+    def next_slice(self, n: int) -> tuple[list[str], list[str] | None]:
+        """The next ``n`` texts (and their pairs) still to predict."""
+        end = self.done + n
+        return self.texts[self.done:end], self.pairs[self.done:end] if self.pairs is not None else None
+
 
 class MicroBatcher:
     """Collects requests from the event loop and runs them as batches on one model thread."""
@@ -176,9 +181,9 @@ class MicroBatcher:
         return turn
 
     async def _run_group(self, loop: asyncio.AbstractEventLoop, group: list[tuple[_Job, int]]) -> None:
-        texts = [t for job, n in group for t in job.texts[job.done:job.done + n]]
-        pairs = [p for job, n in group for p in job.pairs[job.done:job.done + n]] if group[0][0].pairs is not None \
-            else None
+        slices = [job.next_slice(n) for job, n in group]
+        texts = [t for job_texts, _ in slices for t in job_texts]
+        pairs = [p for _, job_pairs in slices for p in job_pairs] if group[0][0].pairs is not None else None
         try:
             results = await loop.run_in_executor(self.worker, self.predictor.predict, texts, pairs)
         except Exception as exc:  # noqa: BLE001 - every waiting caller must hear about it
@@ -199,10 +204,8 @@ class MicroBatcher:
             if len(group) == 1:
                 job.future.set_exception(batch_error)
                 continue
-            pairs = job.pairs[job.done:job.done + n] if job.pairs is not None else None
             try:
-                result = await loop.run_in_executor(self.worker, self.predictor.predict,
-                                                    job.texts[job.done:job.done + n], pairs)
+                result = await loop.run_in_executor(self.worker, self.predictor.predict, *job.next_slice(n))
             except Exception as exc:  # noqa: BLE001
                 job.future.set_exception(exc)
             else:

@@ -116,8 +116,7 @@ class Guard:
         try:
             if length is not None:
                 if not self.budget.take(length):
-                    return await send_json(send, 503, {"detail": "the server holds as many request bytes as it "
-                                                                 "may: retry shortly"}, close=True)
+                    return await self._busy(send)
                 held = length
             chunks, size, more = [], 0, True
             while more:
@@ -135,8 +134,7 @@ class Guard:
                                            close=True)
                 if size > held:  # no declared length, or more than it said: take what arrived
                     if not self.budget.take(size - held):
-                        return await send_json(send, 503, {"detail": "the server holds as many request bytes as "
-                                                                     "it may: retry shortly"}, close=True)
+                        return await self._busy(send)
                     held = size
                 chunks.append(part)
                 more = message.get("more_body", False)
@@ -153,6 +151,11 @@ class Guard:
             return await self.app(scope, replay, send)
         finally:
             self.budget.give_back(held)
+
+    @staticmethod
+    async def _busy(send: Any) -> None:
+        await send_json(send, 503, {"detail": "the server holds as many request bytes as it may: retry shortly"},
+                        close=True)
 
     def _refusal(self, scope: dict, headers: dict, length: int | None) -> tuple[int, str, list] | None:
         if self.allowed_hosts is not None and host_of(headers.get(b"host", b"")) not in self.allowed_hosts:
