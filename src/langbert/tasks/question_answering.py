@@ -54,11 +54,14 @@ class QuestionAnswering(Task):
     def __init__(self, options: QuestionAnsweringOptions | None = None, labels: Sequence[str] | None = None,
                  unanswerable: bool = False):
         super().__init__(options, ["start", "end"])
-        self.stride = self.options.stride
         self.unanswerable = unanswerable
 
     def state(self) -> dict[str, Any]:
         return {**super().state(), "unanswerable": self.unanswerable}
+
+    @property
+    def stride(self) -> int:
+        return self.options.stride
 
     # -- data -----------------------------------------------------------------------------------------
     def parse_label(self, raw: Any) -> Any:

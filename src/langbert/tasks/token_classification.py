@@ -71,12 +71,23 @@ class TokenClassification(Task):
     def __init__(self, options: TokenClassificationOptions | None = None, labels: Sequence[str] | None = None,
                  types: Sequence[str] | None = None):
         super().__init__(options, labels)
-        self.scheme, self.crf, self.stride = self.options.tag_scheme, self.options.crf, self.options.stride
         self.types = list(types or [])
         self._crf_module: CRF | None = None
 
     def state(self) -> dict[str, Any]:
         return {**super().state(), "types": self.types}
+
+    @property
+    def scheme(self) -> str:
+        return self.options.tag_scheme
+
+    @property
+    def crf(self) -> bool:
+        return self.options.crf
+
+    @property
+    def stride(self) -> int:
+        return self.options.stride
 
     # -- data -----------------------------------------------------------------------------------------
     def parse_label(self, raw: Any) -> Any:
