@@ -42,9 +42,9 @@ def _held_reports() -> Iterator[list[logging.LogRecord]]:
             hf_logging.enable_progress_bar()
 
 
-def _parts(keys: Sequence[str]) -> str:
-    parts = sorted({".".join(k.split(".")[:2]) if k.split(".")[0] in ("bert", "roberta", "cls") else k.split(".")[0]
-                    for k in keys})
+def _parts(keys: Sequence[str], body: str) -> str:
+    """Top-level modules of ``keys``; inside the body (``bert``, ``roberta``, ...) one level deeper."""
+    parts = sorted({".".join(k.split(".")[:2 if k.split(".")[0] == body else 1]) for k in keys})
     return ", ".join(parts[:6]) + (f" and {len(parts) - 6} more" if len(parts) > 6 else "")
 
 
@@ -56,13 +56,14 @@ def load_for_training(model_class: Any, path: str, new: Sequence[str], why: str,
     missing = list(info.get("missing_keys") or [])
     unused = list(info.get("unexpected_keys") or [])
     surprising = [k for k in missing if k.split(".")[0] not in new and not _tied(model, k)]
+    body = getattr(model, "base_model_prefix", "")
     if surprising:
         logger.warning("%s: %d weights the model needs are not in the checkpoint and start random: %s",
-                       path, len(surprising), _parts(surprising))
+                       path, len(surprising), _parts(surprising, body))
     expected = [k for k in missing if k not in surprising]
     if expected or unused:
-        logger.info("%s: %s%s", path, f"new {_parts(expected)} ({why})" if expected else "nothing new",
-                    f"; not used: {_parts(unused)}" if unused else "")
+        logger.info("%s: %s%s", path, f"new {_parts(expected, body)} ({why})" if expected else "nothing new",
+                    f"; not used: {_parts(unused, body)}" if unused else "")
     return model, info
 
 
