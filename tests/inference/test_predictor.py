@@ -82,3 +82,12 @@ def test_truncation_warning_counts_only_texts_over_max_length(tmp_path, tiny_mod
         predictor.predict(["很好", exact, exact + "满意"])
     # transformers' own "will result in indexing errors" would be wrong: the model gets truncated features
     assert not [m for m in logged if "indexing errors" in m]
+
+
+def test_pairs_for_a_model_trained_on_single_texts_are_refused(tmp_path, tiny_model_dir):
+    from langbert.errors import LangbertError
+
+    predictor = Predictor.load(train_sentiment(tmp_path, tiny_model_dir))
+    assert not predictor.takes_pairs
+    with pytest.raises(LangbertError, match="^pairs: "):
+        predictor.predict(["很好"], pairs=["很好"])

@@ -59,9 +59,18 @@ class Predictor:
         tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
         return cls(task, model, tokenizer, int(metadata["max_length"]), metadata, bf16, unpadded)
 
+    @property
+    def takes_pairs(self) -> bool:
+        """Whether the model reads a second text: its task needs one, or it was trained on pairs."""
+        data = (self.metadata or {}).get("config", {}).get("data", {})
+        return bool(self.task.needs_pair or data.get("pair_column"))
+
     def predict_rows(self, rows: Sequence[Row], batch_size: int = 64) -> list[dict[str, Any]]:
         if not rows:
             return []
+        if not self.takes_pairs and any(r.pair is not None for r in rows):
+            raise LangbertError(f"pairs: this {self.task.name} model was trained on single texts; send the texts "
+                                "alone")
         features = self.task.encode(rows, self.tokenizer, self.max_length, with_labels=False)
         self._warn_truncation(rows, features)
         outputs = forward_batches(self.task, self.model, self.tokenizer, rows, self.max_length, batch_size, self.bf16,

@@ -49,8 +49,8 @@ class PredictEndpoint:
     requests/s); the same checks run, in pydantic's compiled validator. Auth comes before the body is
     parsed: the body arrives already authorised, capped and read by ``Guard``."""
 
-    def __init__(self, app: Any, batcher: MicroBatcher, limits: ServeLimits, takes_pairs: bool):
-        self.app, self.batcher, self.limits, self.takes_pairs = app, batcher, limits, takes_pairs
+    def __init__(self, app: Any, batcher: MicroBatcher, limits: ServeLimits):
+        self.app, self.batcher, self.limits = app, batcher, limits
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] != "http" or scope["path"] != "/predict":
@@ -79,8 +79,6 @@ class PredictEndpoint:
         task = self.batcher.predictor.task
         if task.needs_pair and request.pairs is None:
             return 422, {"detail": f"task '{task.name}' needs 'pairs', one second text per text"}
-        if request.pairs is not None and not self.takes_pairs:
-            return 422, {"detail": f"pairs: this {task.name} model was trained on single texts; send 'texts' alone"}
         total = sum(map(len, request.texts)) + sum(map(len, request.pairs or ()))
         if total > limits.max_request_chars:
             return 413, {"detail": f"{total} characters in the request; at most {limits.max_request_chars}: "
@@ -149,7 +147,7 @@ def create_app(model_dir: str, api_key: str | None = None, limits: ServeLimits |
               **({path: {"GET"} for path in DOCS_PATHS} if docs else {})}
 
     # Added first, so it runs inside Guard (the last added is the outermost).
-    app.add_middleware(PredictEndpoint, batcher=batcher, limits=limits, takes_pairs=predictor_takes_pairs(predictor))
+    app.add_middleware(PredictEndpoint, batcher=batcher, limits=limits)
     app.add_middleware(Guard, routes=routes, limits=limits, api_key=api_key, allowed_hosts=allowed_hosts)
     document_predict(app, secured=bool(api_key))
 
@@ -166,12 +164,6 @@ def create_app(model_dir: str, api_key: str | None = None, limits: ServeLimits |
                 "limits": limits.__dict__}
 
     return app
-
-
-def predictor_takes_pairs(predictor: Any) -> bool:
-    """Whether the model reads a second text: its task needs one, or it was trained on pairs."""
-    data = (getattr(predictor, "metadata", None) or {}).get("config", {}).get("data", {})
-    return bool(predictor.task.needs_pair or data.get("pair_column"))
 
 
 def document_predict(app: Any, secured: bool) -> None:
