@@ -2,10 +2,10 @@
 
 Rows: tfidf-lr; the embedded model as-is; adapted with random / mean / dictionary init at char and word
 granularity (no pretraining); dictionary init + continued pretraining; [UNK] rate and MLM perplexity on
-held-out text; and a learning curve (100 / 500 / 2000 / all training examples).
+held-out text. The learning curve (few labels) is ``benchmarks/few_labels.py``.
 
     python benchmarks/adaptation.py                       # the full run (hours on 2 CPU cores)
-    python benchmarks/adaptation.py --train-samples 4000 --pretrain-minutes 10 --curve 100 500 2000
+    python benchmarks/adaptation.py --train-samples 4000 --pretrain-minutes 10
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ from _results import row, run_once, write_rows  # noqa: E402
 
 from langbert.evaluation.baselines import tfidf_logreg  # noqa: E402
 from langbert.config import AdaptConfig, PretrainConfig, load_recipe  # noqa: E402
-from langbert.data import get_builtin  # noqa: E402
 from langbert.language.adapt import adapt  # noqa: E402
 from langbert.language.pretrain import pretrain  # noqa: E402
 from langbert.recipes import recipe_path  # noqa: E402
@@ -59,14 +58,13 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--extra-seeds", type=int, nargs="*", default=[],
                    help="more seeds for the as-is and adapted rows (adapt + fine-tune): their value is then the "
-                        "mean, with every seed's value beside it; pretraining and the curve use --seed only")
+                        "mean, with every seed's value beside it; pretraining uses --seed only")
     p.add_argument("--pretrain-minutes", type=float, default=25.0)
     p.add_argument("--pretrain-steps", type=int, default=4000)
     p.add_argument("--embeddings-only-steps", type=int, default=0)
     p.add_argument("--granularities", nargs="+", default=["char", "word"])
     p.add_argument("--inits", nargs="+", default=["random", "mean", "dictionary"])
-    p.add_argument("--curve", nargs="*", type=int, default=[100, 500, 2000])
-    p.add_argument("--no-pretrain", action="store_true", help="skip continued pretraining and the learning curve")
+    p.add_argument("--no-pretrain", action="store_true", help="skip continued pretraining")
     p.add_argument("--skip-as-is", action="store_true", help="skip fine-tuning the source model as it is")
     p.add_argument("--work", default="benchmarks/work/adaptation")
     args = p.parse_args()
@@ -142,44 +140,6 @@ def main() -> None:
         for system in ("adapted-dictionary-pretrained", f"adapted-dictionary-pretrained-{gran}"):
             emit(row("zh-sentiment", system, "test_accuracy", acc, wall + pre_wall, pretrain_seconds=round(pre_wall, 1),
                      pretrain_steps=pre_meta["steps"], granularity=gran, **extra))
-
-        full = len(get_builtin("zh-sentiment").load().splits["train"])
-        for n in [*args.curve, args.train_samples or full]:
-            epochs = max(1.0, min(10.0, 2000 / n))  # small sets get more passes, at least ~60 steps
-            subset = load_recipe(recipe_path("zh-sentiment-demo"), {"max_train_samples": n})
-            _, small = prepare_task(subset)
-            t = tfidf_logreg(small.train, small.test, seed=args.seed)
-            emit(row(f"zh-sentiment@{n}", "tfidf-lr", "test_accuracy", t["accuracy"], t["wall_seconds"]))
-            main_runs = {"as-is": work / "as-is", "adapted-dictionary-pretrained": work / f"ft-{gran}-dictionary-pretrained"}
-            for system, model in (("as-is", "embedded"), ("adapted-dictionary-pretrained", str(pre_dir))):
-                if n == (args.train_samples or full):  # the main runs above are this point of the curve
-                    epochs = args.epochs
-                    acc, wall = fine_tune(model, main_runs[system], args)
-                else:
-                    acc, wall = fine_tune(model, work / f"curve-{system}-{n}", args, train_samples=n, epochs=epochs)
-                emit(row(f"zh-sentiment@{n}", system, "test_accuracy", acc, wall, epochs=epochs))
-        plot_curve(rows, Path(__file__).parent / "results" / "learning_curve.png")
-
-
-def plot_curve(rows: list[dict], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    curve = [r for r in rows if r["dataset"].startswith("zh-sentiment@")]
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for system in dict.fromkeys(r["system"] for r in curve):
-        pts = sorted((int(r["dataset"].split("@")[1]), r["value"]) for r in curve if r["system"] == system)
-        ax.plot([n for n, _ in pts], [v for _, v in pts], marker="o", label=system)
-    ax.set_xscale("log")
-    ax.set_xlabel("labelled training examples")
-    ax.set_ylabel("test accuracy")
-    ax.set_title("zh-sentiment: accuracy vs labelled data")
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
 
 
 if __name__ == "__main__":

@@ -3,11 +3,15 @@
 Systems: a classical CRF on character features (sklearn-crfsuite: unigrams and bigrams in a +-2 window,
 L-BFGS, c1 = c2 = 0.05, 150 iterations), the embedded English model as-is, and the adapted model with a
 softmax and with a CRF head; word segmentation (zh-cws, BMES) with the adapted model and a softmax
-(`zh-cws`) or CRF (`zh-cws-crf`) head. All neural rows share one fine-tuning budget.
+(`zh-cws`) or CRF (`zh-cws-crf`) head. All neural rows share one fine-tuning budget. `-lexicon` rows add
+the lexicon's B/M/E/S features of each character (``--lexicon``: CC-CEDICT and the training split, out of
+fold) to the classical CRF (`crf-baseline-lexicon`, and one row per source alone) and to the neural CRF
+(`adapted-crf-lexicon`, `zh-cws-crf-lexicon`).
 
     pip install -e '.[bench]'
     python benchmarks/sequence_labeling.py --adapted benchmarks/work/adaptation/pretrain-char
     python benchmarks/sequence_labeling.py --train-samples 4000      # a quicker, stated subset
+    python benchmarks/sequence_labeling.py --systems crf-baseline crf-baseline-lexicon   # the classical rows
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import logging
 import sys
 import time
 from pathlib import Path
+from typing import Any, Sequence
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _results import RESULTS, row, run_once, write_rows  # noqa: E402
@@ -41,8 +46,12 @@ def char_features(text: str, i: int) -> dict[str, str]:
     return feats
 
 
-def crf_baseline(dataset: str, train_samples: int | None) -> tuple[dict, float]:
+def crf_baseline(dataset: str, train_samples: int | None, lexicon_sources: Sequence[str] = ()) -> tuple[Any, float]:
+    """The classical CRF, with the lexicon's B/M/E/S features of each character where sources are given
+    (a training-split lexicon out of fold for the training sentences, whole for the test ones)."""
     import sklearn_crfsuite
+
+    from langbert.data.lexicon import build_lexicon, lexicon_for, whole
 
     data = get_builtin(dataset).load()
     scheme = get_builtin(dataset).task_options.get("tag_scheme", "BIO")
@@ -52,20 +61,31 @@ def crf_baseline(dataset: str, train_samples: int | None) -> tuple[dict, float]:
     from langbert.data.spans import spans_to_tags
 
     start = time.perf_counter()
+    lexicon = build_lexicon(lexicon_sources, train_rows) if lexicon_sources else None
+
+    def features(text: str, training: bool) -> list[dict[str, str]]:
+        chars = [char_features(text, i) for i in range(len(text))]
+        if lexicon is not None:
+            source = lexicon_for(lexicon, text) if training else whole(lexicon)
+            for feats, names in zip(chars, source.features(text)):
+                feats.update({f"lex:{name}": "1" for name in names})
+        return chars
+
     model = sklearn_crfsuite.CRF(algorithm="lbfgs", c1=0.05, c2=0.05, max_iterations=150)
-    model.fit([[char_features(r.text, i) for i in range(len(r.text))] for r in train_rows],
+    model.fit([features(r.text, True) for r in train_rows],
               [spans_to_tags(len(r.text), r.label, scheme) for r in train_rows])
     test = data.splits["test"]
-    predicted = model.predict([[char_features(r.text, i) for i in range(len(r.text))] for r in test])
+    predicted = model.predict([features(r.text, False) for r in test])
     ids = {t: i for i, t in enumerate(task.labels)}
     outputs = [[(i, i + 1, ids.get(t, 0)) for i, t in enumerate(tags)] for tags in predicted]
-    return task.evaluate(outputs, test).metrics, time.perf_counter() - start
+    return task.evaluate(outputs, test), time.perf_counter() - start
 
 
-def fine_tune(model: str, dataset: str, out: Path, args, crf: bool) -> tuple[dict, float]:
+def fine_tune(model: str, dataset: str, out: Path, args, crf: bool, lexicon: Sequence[str] = ()) -> tuple[dict, float]:
     config = TrainConfig(task="token-classification", model=model, output_dir=str(out),
                          data=DataConfig(dataset=dataset, max_train_samples=args.train_samples),
-                         options={"crf": crf, "crf_lr_scale": args.crf_lr_scale},
+                         options={"crf": crf, "crf_lr_scale": args.crf_lr_scale,
+                                  **({"lexicon": list(lexicon)} if lexicon else {})},
                          epochs=args.epochs, learning_rate=args.learning_rate, batch_size=32, max_length=128,
                          embedding_lr_scale=args.embedding_lr_scale, eval_steps=10_000, progress=False,
                          seed=args.seed)
@@ -73,7 +93,10 @@ def fine_tune(model: str, dataset: str, out: Path, args, crf: bool) -> tuple[dic
     return meta["metrics"]["test"], meta["wall_seconds"]
 
 
-SYSTEMS = ["crf-baseline", "as-is", "adapted-crf", "zh-cws", "adapted-softmax", "zh-cws-crf"]
+SYSTEMS = ["crf-baseline", "crf-baseline-lexicon", "as-is", "adapted-crf", "adapted-crf-lexicon", "zh-cws",
+           "adapted-softmax", "zh-cws-crf", "zh-cws-crf-lexicon"]
+CLASSICAL = ("crf-baseline", "crf-baseline-lexicon")
+METRIC = {"zh-ner": "entity_f1", "zh-cws": "word_f1"}
 
 
 def main() -> None:
@@ -90,6 +113,13 @@ def main() -> None:
     p.add_argument("--skip-as-is", action="store_true")
     p.add_argument("--systems", nargs="+", default=SYSTEMS, choices=SYSTEMS,
                    help="rows to (re)run, in this order; the others keep their rows from the last run")
+    p.add_argument("--datasets", nargs="+", default=list(METRIC), choices=list(METRIC),
+                   help="datasets of the classical CRF rows")
+    p.add_argument("--lexicon", nargs="+", default=["cc-cedict", "train"],
+                   help="lexicon sources of crf-baseline-lexicon: cc-cedict, train (out of fold), or a file; "
+                        "with more than one, each source alone gets a row of its own too (--lexicon-ablation)")
+    p.add_argument("--lexicon-ablation", action=argparse.BooleanOptionalAction, default=True,
+                   help="crf-baseline-lexicon: a row per source alone beside the row of all sources")
     p.add_argument("--work", default="benchmarks/work/sequence_labeling")
     p.add_argument("--encoder-hardware", default=None,
                    help="where --adapted was pretrained, if not on this machine's CPU (e.g. 'NVIDIA H200'): its "
@@ -103,7 +133,7 @@ def main() -> None:
     systems = [s for s in args.systems if not (s == "as-is" and args.skip_as_is)]
     previous = RESULTS / "sequence_labeling.json"
     kept = [r for r in (json.loads(previous.read_text()) if previous.exists() else [])
-            if _system_of(r) not in systems]
+            if _system_of(r) not in systems or _system_of(r) in CLASSICAL and r["dataset"] not in args.datasets]
     rows: list[dict] = []
 
     def emit(r: dict) -> None:
@@ -119,24 +149,39 @@ def main() -> None:
         if not (Path(adapted) / "langbert.json").exists():
             adapt(AdaptConfig(output_dir=adapted, granularity="char", init="dictionary"))
 
+    crf_settings = {"train_samples": args.train_samples or "all", "c1": 0.05, "c2": 0.05, "max_iterations": 150}
     for system in systems:
         if system == "crf-baseline":
-            metrics, wall = crf_baseline("zh-ner", args.train_samples)
-            emit(row("zh-ner", "crf-baseline", "entity_f1", metrics["entity_f1"], wall, **_detail(metrics), **extra))
+            for dataset in args.datasets:
+                report, wall = crf_baseline(dataset, args.train_samples)
+                emit(row(dataset, system, METRIC[dataset], report.metrics["entity_f1"], wall, **_detail(report),
+                         **crf_settings))
+        elif system == "crf-baseline-lexicon":
+            variants = [(args.lexicon, system)]
+            if len(args.lexicon) > 1 and args.lexicon_ablation:
+                variants += [([source], f"{system}-{Path(source).name}") for source in args.lexicon]
+            for dataset in args.datasets:
+                for sources, name in variants:
+                    report, wall = crf_baseline(dataset, args.train_samples, sources)
+                    emit(row(dataset, name, METRIC[dataset], report.metrics["entity_f1"], wall, lexicon=sources,
+                             **_detail(report), **crf_settings))
         elif system == "as-is":
             metrics, wall = fine_tune("embedded", "zh-ner", work / "ner-as-is", args, crf=False)
             emit(row("zh-ner", "as-is", "entity_f1", metrics["entity_f1"], wall, **_detail(metrics), **extra))
-        elif system in ("zh-cws", "zh-cws-crf"):
-            crf = system == "zh-cws-crf"
-            head = "adapted-crf" if crf else "adapted-softmax"
-            metrics, wall = fine_tune(adapted, "zh-cws", work / f"cws-{head}", args, crf=crf)
+        elif system.startswith("zh-cws"):
+            crf = "crf" in system
+            lexicon = args.lexicon if system.endswith("-lexicon") else []
+            head = ("adapted-crf" if crf else "adapted-softmax") + ("-lexicon" if lexicon else "")
+            metrics, wall = fine_tune(adapted, "zh-cws", work / f"cws-{head}", args, crf=crf, lexicon=lexicon)
             emit(row("zh-cws", head + suffix, "word_f1", metrics["entity_f1"], wall, model=adapted,
-                     **_crf_extra(args, crf), **encoder, **extra))
+                     **({"lexicon": lexicon} if lexicon else {}), **_crf_extra(args, crf), **encoder, **extra))
         else:
-            crf = system == "adapted-crf"
-            metrics, wall = fine_tune(adapted, "zh-ner", work / f"ner-{system}", args, crf=crf)
+            crf = system.startswith("adapted-crf")
+            lexicon = args.lexicon if system.endswith("-lexicon") else []
+            metrics, wall = fine_tune(adapted, "zh-ner", work / f"ner-{system}", args, crf=crf, lexicon=lexicon)
             emit(row("zh-ner", system + suffix, "entity_f1", metrics["entity_f1"], wall, model=adapted,
-                     **_detail(metrics), **_crf_extra(args, crf), **encoder, **extra))
+                     **({"lexicon": lexicon} if lexicon else {}), **_detail(metrics), **_crf_extra(args, crf),
+                     **encoder, **extra))
 
 
 def _crf_extra(args, crf: bool) -> dict:
@@ -149,16 +194,24 @@ def _system_of(r: dict) -> str:
     a CPU run)."""
     if r.get("encoder_hardware"):
         return r["system"]
+    if r["system"].startswith("crf-baseline"):
+        return "crf-baseline-lexicon" if r["system"].startswith("crf-baseline-lexicon") else "crf-baseline"
     if r["dataset"] == "zh-cws":
-        return "zh-cws-crf" if r["system"] == "adapted-crf" else "zh-cws"
+        return {"adapted-crf": "zh-cws-crf", "adapted-crf-lexicon": "zh-cws-crf-lexicon"}.get(r["system"], "zh-cws")
     return r["system"]
 
 
-def _detail(metrics: dict) -> dict:
-    """Precision, recall and per-type F1 beside the headline entity F1."""
+def _detail(found) -> dict:
+    """Precision, recall beside the headline F1; with a full report, per type its F1 and the gold spans
+    missed, found with wrong bounds or type, and the spurious predictions."""
+    metrics = found.metrics if hasattr(found, "metrics") else found
     keep = ("entity_precision", "entity_recall")
-    return {k: round(v, 4) for k, v in metrics.items()
-            if isinstance(v, (int, float)) and (k in keep or k.endswith("_f1") and k != "entity_f1")}
+    detail = {k: round(v, 4) for k, v in metrics.items()
+              if isinstance(v, (int, float)) and (k in keep or k.endswith("_f1") and k != "entity_f1")}
+    if hasattr(found, "table"):
+        detail["per_type"] = {r["label"]: {k: round(v, 4) if isinstance(v, float) else v for k, v in r.items()
+                                           if k != "label" and k not in ("precision", "recall")} for r in found.table}
+    return detail
 
 
 if __name__ == "__main__":

@@ -36,6 +36,19 @@ def tiny_model_dir(tmp_path_factory) -> str:
     return str(folder)
 
 
+@pytest.fixture(scope="session")
+def tiny_mlm_dir(tmp_path_factory, tiny_model_dir) -> str:
+    """The tiny BERT's body and tokenizer with a (random) masked-LM head, as ``langbert pretrain`` leaves one."""
+    import torch
+    from transformers import BertConfig, BertForMaskedLM, BertTokenizerFast
+
+    folder = tmp_path_factory.mktemp("tiny-mlm")
+    torch.manual_seed(0)
+    BertForMaskedLM.from_pretrained(tiny_model_dir).save_pretrained(folder)
+    BertTokenizerFast.from_pretrained(tiny_model_dir).save_pretrained(folder)
+    return str(folder)
+
+
 def write_jsonl(path: Path, records: list[dict]) -> Path:
     path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
     return path

@@ -119,11 +119,23 @@ def _rows_for(ns: argparse.Namespace, task: Any, label_required: bool) -> dict[s
     return {Path(ns.data).stem: task.read(ns.data, columns, label_required=label_required)}
 
 
+def _predictor(ns: argparse.Namespace, **kwargs: Any) -> Any:
+    """A trained folder's predictor; with ``--task``, a zero-shot one over the checkpoint's own head."""
+    from .inference import Predictor
+    from .tasks import create_task
+
+    if ns.task is None:
+        return Predictor.load(ns.model_dir, **kwargs)
+    options = {k: v for k, v in vars(ns).items() if k in _task_options()}
+    return Predictor.zero_shot(ns.model_dir, create_task(ns.task, options), ns.max_length, **kwargs)
+
+
 def cmd_eval(ns: argparse.Namespace) -> int:
     from .evaluation import write_reports
-    from .inference import Predictor
 
-    predictor = Predictor.load(ns.model_dir)
+    if ns.task is not None and not ns.out:
+        raise LangbertError("zero-shot eval (--task): give --out for the report; the checkpoint's folder is left as it is")
+    predictor = _predictor(ns)
     reports = {}
     for name, rows in _rows_for(ns, predictor.task, label_required=True).items():
         predictor.task.check(rows, name)
@@ -138,9 +150,7 @@ def cmd_eval(ns: argparse.Namespace) -> int:
 def cmd_predict(ns: argparse.Namespace) -> int:
     import tempfile
 
-    from .inference import Predictor
-
-    predictor = Predictor.load(ns.model_dir, bf16=ns.bf16, unpadded=not ns.padded)
+    predictor = _predictor(ns, bf16=ns.bf16, unpadded=not ns.padded)
     ns.dataset, ns.data, temporary = None, ns.input, None
     if ns.input in (None, "-"):
         # stdin: one text per line, or JSON lines when they look like objects
@@ -342,6 +352,22 @@ def _eval_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", help="report folder (default: the model folder)")
     p.add_argument("--batch-size", type=int, default=64)
     _column_flags(p)
+    _zero_shot_flags(p)
+
+
+def _zero_shot_flags(p: argparse.ArgumentParser) -> None:
+    from .tasks import get_task_class, task_names
+
+    zero_shot = [name for name in task_names() if get_task_class(name).head_in_checkpoint]
+    group = p.add_argument_group("zero-shot (MODEL_DIR a checkpoint, not a trained folder)")
+    group.add_argument("--task", choices=zero_shot, default=None,
+                       help="read the checkpoint's own head through this task, with no training step")
+    group.add_argument("--max-length", type=int, default=128)
+    for name in zero_shot:
+        options = get_task_class(name).Options
+        docs = _field_docs(options)
+        for f in dataclasses.fields(options):
+            _add_field_flag(group, options, f, docs.get(f.name, ""))
 
 
 def _predictor_flags(p: argparse.ArgumentParser) -> None:
@@ -358,6 +384,7 @@ def _predict_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=64)
     _predictor_flags(p)
     _column_flags(p)
+    _zero_shot_flags(p)
 
 
 def _data_info_args(p: argparse.ArgumentParser) -> None:

@@ -69,6 +69,16 @@ class TrainConfig:
     epochs: float = 3.0
     max_steps: int = -1
     """Stop after this many optimizer steps (overrides ``epochs`` when > 0): a compute budget."""
+    min_steps: int = 0
+    """At least this many optimizer steps however few the training texts: epochs are added until the run
+    reaches it (a hundred texts at batch size 32 make four steps an epoch). The log says what was planned."""
+    method: Literal["finetune", "setfit", "zero-shot"] = "finetune"
+    """``finetune``: the task's head and body trained on the labels. ``setfit``: contrastive few-shot
+    training of the encoder on pairs of training texts (same label close, different apart), then a logistic
+    regression head fitted on its embeddings (single-label classification). ``zero-shot``: no training
+    step; for a task whose head the checkpoint already holds (``cloze-classification``'s masked-LM head)."""
+    setfit_iterations: int = 20
+    """SetFit: pairs drawn per training text (one with its own label, one with another), per iteration."""
     batch_size: int = 32
     eval_batch_size: int = 64
     gradient_accumulation_steps: int = 1
@@ -121,6 +131,8 @@ class TrainConfig:
         for name in positive:
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.min_steps < 0 or self.setfit_iterations < 1:
+            raise ConfigError("min_steps must be >= 0 and setfit_iterations >= 1")
         if self.epochs <= 0 and self.max_steps <= 0:
             raise ConfigError("give epochs > 0 or max_steps > 0")
         _check_optimization(self)

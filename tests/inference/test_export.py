@@ -95,3 +95,19 @@ def test_pair_classification_exports_with_pairs_in_its_parity_rows(tmp_path, tin
                                   pair_column="b", max_steps=4, eval_steps=4))
     parity = export_onnx(out, tmp_path / "onnx", tolerance=1e-4)
     assert parity.passed and parity.texts == 8
+
+
+@pytest.mark.parametrize("method", ["setfit", "cloze"])
+def test_few_label_models_export_with_parity(method, tmp_path, tiny_model_dir, tiny_mlm_dir):
+    data = tmp_path / "t.jsonl"
+    data.write_text("".join(json.dumps({"text": t, "label": l}, ensure_ascii=False) + "\n" for t, l in SENTIMENT),
+                    encoding="utf-8")
+    settings = ({"method": "setfit", "setfit_iterations": 2, "pooling": "mean"} if method == "setfit" else
+                {"task": "cloze-classification", "pattern": "{text}很[MASK]", "verbalizer": "pos=好,neg=差"})
+    model = tiny_model_dir if method == "setfit" else tiny_mlm_dir
+    out = train(tiny_train_config(tmp_path, model, data, max_steps=4, eval_steps=4, **settings))
+    texts = [t for t, _ in SENTIMENT]
+    parity = export_onnx(out, tmp_path / "onnx", texts=texts, tolerance=1e-4)
+    assert parity.passed and parity.label_agreement == 1.0
+    assert [p["label"] for p in Predictor.load(tmp_path / "onnx").predict(texts)] == \
+        [p["label"] for p in Predictor.load(out).predict(texts)]

@@ -137,3 +137,21 @@ def test_embeddings_get_their_own_learning_rate(tmp_path, tiny_model_dir):
     (embedding_group,) = [g for g in groups if any(p is seen["embeddings"] for p in g["params"])]
     assert len(embedding_group["params"]) == 1 and embedding_group["lr"] == pytest.approx(1e-2)
     assert all(g["lr"] == pytest.approx(1e-3) for g in groups if g is not embedding_group)
+
+
+def test_setfit_overfits_and_reloads(tmp_path, tiny_model_dir):
+    path = write_jsonl(tmp_path / "train.jsonl", [{"text": t, "label": l} for t, l in SENTIMENT])
+    config = tiny_train_config(tmp_path, tiny_model_dir, path, method="setfit", setfit_iterations=5, max_steps=-1,
+                               epochs=3, pooling="mean", learning_rate=3e-4)
+    _, preds = _roundtrip(config, [t for t, _ in SENTIMENT])
+    assert [p["label"] for p in preds] == [l for _, l in SENTIMENT]
+
+
+def test_cloze_overfits_and_reloads(tmp_path, tiny_mlm_dir):
+    path = write_jsonl(tmp_path / "train.jsonl", [{"text": t, "label": l} for t, l in SENTIMENT])
+    config = tiny_train_config(tmp_path, tiny_mlm_dir, path, task="cloze-classification", pattern="{text}很[MASK]",
+                               verbalizer="pos=好,neg=差")
+    out, preds = _roundtrip(config, [t for t, _ in SENTIMENT])
+    assert [p["label"] for p in preds] == [l for _, l in SENTIMENT]
+    spec = json.loads((out / "config.json").read_text())["langbert_cloze"]
+    assert len(spec["prior"]) == 2 and len(spec["label_token_ids"]) == 2

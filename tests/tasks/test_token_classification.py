@@ -389,3 +389,63 @@ def test_strict_bmes_spans_must_end_with_e():
     tags = ["B-W", "M-W", "O", "B-W", "E-W", "E-W", "S-W", "M-W"]
     assert tags_to_spans(tags, "BMES", strict=True) == [(3, 5, "W"), (6, 7, "W")]
     assert tags_to_spans(tags, "BMES") == [(0, 2, "W"), (3, 5, "W"), (5, 6, "W"), (6, 7, "W"), (7, 8, "W")]
+
+
+@pytest.mark.parametrize("crf", [False, True])
+def test_a_lexicon_model_overfits_reloads_serves_and_exports(tmp_path, tiny_model_dir, crf):
+    from langbert.data.lexicon import Lexicon
+    from langbert.inference.export import export_onnx
+
+    words = tmp_path / "words.tsv"
+    words.write_text("北京\t10\n上海\t8\niphone\t3\tPRD\n", encoding="utf-8")
+    config = tiny_train_config(tmp_path, tiny_model_dir, _rows(tmp_path), task="token-classification", crf=crf,
+                               lexicon=[str(words), "train"], lexicon_folds=2, max_steps=150, eval_steps=75,
+                               dropout=0.0, learning_rate=5e-3)
+    out = train(config)
+    texts = [t for t, _ in NER]
+    first = Predictor.load(out).predict(texts)
+    assert [[(s["start"], s["end"], s["type"]) for s in p["spans"]] for p in first] == [e for _, e in NER]
+    assert Predictor.load(out).predict(texts) == first == Predictor.load(out, unpadded=False).predict(texts)
+    assert served(out, texts) == json.loads(json.dumps(first))
+    saved = Lexicon.from_text((out / "lexicon.tsv").read_text(encoding="utf-8"))
+    # Saved whole: the file's words and every training entity (the folds only hide them during training).
+    assert {"北京", "上海", "iphone", "iPhone", "中国"} <= set(saved.entries)
+    meta = json.loads((out / "langbert.json").read_text())
+    assert meta["task"]["lexicon"]["digest"] == saved.digest()
+    assert json.loads((out / "config.json").read_text())["langbert_lexicon"]["features"] == len(saved.feature_names())
+    parity = export_onnx(out, tmp_path / "onnx", texts=texts, tolerance=1e-4)
+    assert parity.passed and parity.label_agreement == 1.0
+    assert Predictor.load(tmp_path / "onnx").predict(texts) == first
+    with open(out / "lexicon.tsv", "a", encoding="utf-8") as f:
+        f.write("广州\t\tlen2\n")
+    with pytest.raises(DataError, match="not the lexicon this model was trained with"):
+        Predictor.load(out)
+
+
+def test_the_lexicon_changes_what_the_model_reads_and_training_text_reads_it_out_of_fold(tmp_path):
+    from langbert.data.rows import Row
+    from langbert.tasks import create_task
+
+    task = create_task("token-classification", {"lexicon": ["train"], "lexicon_folds": 2})
+    rows = [Row(text=t, label=e) for t, e in NER]
+    task.fit(rows)
+
+    class CharTokenizer:  # one token per character, [CLS]/[SEP] around: enough for the features
+        all_special_ids = [0, 1]
+
+        def __call__(self, texts, **kwargs):
+            ids = [[0] + [2] * len(t) + [1] for t in texts]
+            return {"input_ids": ids, "attention_mask": [[1] * len(i) for i in ids],
+                    "offset_mapping": [[(0, 0)] + [(i, i + 1) for i in range(len(t))] + [(0, 0)] for t in texts],
+                    "overflow_to_sample_mapping": list(range(len(texts)))}
+
+    names = task.lexicon.full.feature_names()
+    unseen = "他在北京"  # not a training sentence: reads every training entity
+    (feature,) = task.encode([Row(text=unseen)], CharTokenizer(), 32, with_labels=False)
+    assert [[names[i] for i in on] for on in feature["lexicon"][3:5]] == [["B-LOC"], ["E-LOC"]]
+    trained = task.encode(rows, CharTokenizer(), 32)
+    own_fold = {row.text: task.lexicon.for_text(row.text) for row in rows}
+    for row, feature in zip(rows, trained):  # a training sentence's own entities come only from other folds
+        for start, end, kind in row.label:
+            if row.text[start:end] not in own_fold[row.text].entries:
+                assert names.index(f"B-{kind}") not in feature["lexicon"][start + 1]

@@ -50,3 +50,18 @@ def test_training_says_when_the_vocabulary_cannot_read_the_data(tmp_path, tiny_m
         out = train(tiny_train_config(tmp_path, tiny_model_dir, data, max_steps=2, eval_steps=2))
     assert "are [UNK]" in caplog.text and "langbert adapt" in caplog.text
     assert json.loads((out / "langbert.json").read_text())["data"]["train_unk_rate"] > 0.5
+
+
+def test_min_steps_gives_few_texts_enough_steps_and_says_so(caplog):
+    import logging
+
+    from langbert.config import TrainConfig
+    from langbert.training.finetune import planned_steps
+
+    few = TrainConfig(epochs=3, batch_size=32, min_steps=200, eval_steps=None)
+    with caplog.at_level(logging.INFO, logger="langbert.training.finetune"):
+        assert planned_steps(few, 100) == (200, 67)  # 3 epochs of 4 steps -> 200 steps, still 3 evaluations
+    assert "running min_steps=200 instead (50.0 epochs)" in caplog.text
+    assert planned_steps(few, 3000) == (-1, None)  # 282 steps at 3 epochs: the epochs stand
+    assert planned_steps(TrainConfig(epochs=1, min_steps=200, eval_steps=50), 100) == (200, 200)
+    assert planned_steps(TrainConfig(max_steps=10, min_steps=200), 100) == (10, None)  # a budget is a budget

@@ -22,7 +22,7 @@ import torch
 from ..artifacts import METADATA, atomic_write_text, read_metadata
 from ..errors import LangbertError
 from ..tasks.forward import forward_batches
-from .onnx_runtime import INPUTS, ONNX_FILE, OnnxModel
+from .onnx_runtime import ONNX_FILE, OnnxModel
 from .predictor import Predictor
 
 
@@ -37,12 +37,12 @@ class Parity:
 class _Outputs(torch.nn.Module):
     """The model's score tensors by name (``logits``; ``start_logits`` and ``end_logits`` for QA)."""
 
-    def __init__(self, model: Any, names: Sequence[str]):
+    def __init__(self, model: Any, inputs: Sequence[str], names: Sequence[str]):
         super().__init__()
-        self.model, self.names = model, tuple(names)
+        self.model, self.inputs, self.names = model, tuple(inputs), tuple(names)
 
-    def forward(self, input_ids, attention_mask, token_type_ids):
-        out = self.model(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids)
+    def forward(self, *values):
+        out = self.model(**dict(zip(self.inputs, values)))
         return tuple(out[name] for name in self.names)
 
 
@@ -61,13 +61,13 @@ def export_onnx(model_dir: str | Path, out_dir: str | Path, int8: bool = False, 
     # would freeze to the sample's shapes), and the parity reference is the same model ONNX runs.
     predictor = Predictor.load(model_dir, device="cpu", unpadded=False)
     tok = predictor.tokenizer
-    sample = tok(["export", "导出 onnx"], padding=True, return_tensors="pt", return_token_type_ids=True)
-    names = output_names(predictor.model, {k: sample[k] for k in INPUTS})
-    wrapper = _Outputs(predictor.model, names).eval()
+    sample = predictor.task.export_inputs(tok)  # ids, mask, segments, and any input the task adds
+    names = output_names(predictor.model, sample)
+    wrapper = _Outputs(predictor.model, list(sample), names).eval()
     target = out / (ONNX_FILE if not int8 else "model.fp32.onnx")
-    dynamic = {name: {0: "batch", 1: "sequence"} for name in INPUTS}
+    dynamic = {name: {0: "batch", 1: "sequence"} for name in sample}
     with torch.no_grad():
-        torch.onnx.export(wrapper, tuple(sample[k] for k in INPUTS), str(target), input_names=list(INPUTS),
+        torch.onnx.export(wrapper, tuple(sample.values()), str(target), input_names=list(sample),
                           output_names=names, dynamic_axes={**dynamic, **{name: {0: "batch"} for name in names}},
                           opset_version=opset, dynamo=False)
     if int8:
@@ -79,7 +79,7 @@ def export_onnx(model_dir: str | Path, out_dir: str | Path, int8: bool = False, 
             quantize_dynamic(str(target), str(out / ONNX_FILE), weight_type=QuantType.QInt8, per_channel=True)
         target.unlink()
     for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt", "config.json",
-                 "crf.safetensors"):
+                 "crf.safetensors", "lexicon.tsv"):
         if (model_dir / name).exists() and model_dir.resolve() != out.resolve():
             shutil.copy2(model_dir / name, out / name)
 

@@ -10,7 +10,6 @@ import numpy as np
 import torch
 
 ONNX_FILE = "model.onnx"
-INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
 
 class OnnxModel:
@@ -24,6 +23,7 @@ class OnnxModel:
             options.intra_op_num_threads = threads
         self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         self.outputs = [o.name for o in self.session.get_outputs()]
+        self.inputs = {i.name: np.float32 if "float" in i.type else np.int64 for i in self.session.get_inputs()}
         self.training = False
         self._device = torch.zeros(0)
 
@@ -38,10 +38,10 @@ class OnnxModel:
 
     def __call__(self, **batch: torch.Tensor) -> SimpleNamespace:
         feeds = {}
-        for name in INPUTS:
+        for name, dtype in self.inputs.items():
             value = batch.get(name)
             if value is None:  # models without segment ids still take the input
                 value = torch.zeros_like(batch["input_ids"])
-            feeds[name] = value.cpu().numpy().astype(np.int64)
+            feeds[name] = value.cpu().numpy().astype(dtype)
         values = self.session.run(self.outputs, feeds)
         return SimpleNamespace(**{name: torch.from_numpy(v) for name, v in zip(self.outputs, values)})

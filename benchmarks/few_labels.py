@@ -1,0 +1,152 @@
+"""Few labels on zh-sentiment: test accuracy against the number of labelled reviews, three random subsets each.
+
+Systems, each given the same N reviews and nothing else (no dev split: where a method keeps its best
+checkpoint it is judged on those same N reviews): ``tfidf-lr`` (character 1-3-grams + logistic
+regression), ``finetune`` (the ``zh-sentiment-demo`` recipe, ``min_steps`` included), ``setfit``
+(``--method setfit``), ``cloze`` (``cloze-classification`` fine-tuned, PET) and ``cloze-zero-shot`` (no
+labels at all: ``zh-sentiment@0``). Every neural system starts from ``--model``, the checkpoint the
+packaged pretraining recipe leaves (adapted, masked-LM continued on the CPU, with its head).
+
+    python benchmarks/few_labels.py --model benchmarks/work/few_labels/pretrained
+    python benchmarks/few_labels.py --model ... --sizes 100 --seeds 0 --systems tfidf-lr setfit   # one point
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import random
+import statistics
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _results import RESULTS, row, run_once, write_rows  # noqa: E402
+
+from langbert.config import load_recipe  # noqa: E402
+from langbert.data import get_builtin  # noqa: E402
+from langbert.data.loading import Splits  # noqa: E402
+from langbert.evaluation.baselines import tfidf_logreg  # noqa: E402
+from langbert.recipes import recipe_path  # noqa: E402
+from langbert.training import train  # noqa: E402
+
+SYSTEMS = ["tfidf-lr", "finetune", "setfit", "cloze"]
+PATTERN = "{text}。总之很[MASK]。"
+VERBALIZER = "positive=好,negative=差"
+
+
+def subset(rows: list, n: int, seed: int) -> list:
+    """N reviews drawn at random; 32 is 16 of each label (the few-shot convention)."""
+    rng = random.Random(seed)
+    if n == 32:
+        by_label = defaultdict(list)
+        for r in rows:
+            by_label[r.label].append(r)
+        return [r for label in sorted(by_label) for r in rng.sample(by_label[label], 16)]
+    return rng.sample(rows, n)
+
+
+def neural(system: str, model: str, splits: Splits, folder: Path, seed: int, args) -> tuple[float, float, float]:
+    """Test accuracy, wall seconds of the whole run, and seconds of its training loop."""
+    overrides = {"model": model, "output_dir": str(folder), "seed": seed, "progress": False,
+                 "batch_size": args.batch_size}
+    if system.startswith("cloze-zero-shot"):
+        overrides.update(task="cloze-classification", method="zero-shot", pattern=args.pattern,
+                         verbalizer=args.verbalizer, calibrate=not system.endswith("uncalibrated"))
+    if system == "setfit":
+        # Pairs per text so that every size draws about --setfit-pairs pairs (SetFit's iterations, scaled).
+        overrides.update(method="setfit", epochs=1.0, min_steps=0,
+                         setfit_iterations=max(1, round(args.setfit_pairs / (2 * len(splits.train)))))
+    elif system == "cloze":
+        overrides.update(task="cloze-classification", pattern=args.pattern, verbalizer=args.verbalizer)
+    config = load_recipe(recipe_path("zh-sentiment-demo"), overrides)
+    meta = run_once(folder, config, lambda: train(config, splits=splits))
+    logged = [json.loads(l) for l in (folder / "metrics.jsonl").read_text().splitlines() if l.strip()]
+    loop = next((l["train_runtime"] for l in logged if "train_runtime" in l), 0.0)
+    return meta["metrics"]["test"]["accuracy"], meta["wall_seconds"], float(loop)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", required=True, help="adapted + pretrained checkpoint with its masked-LM head")
+    p.add_argument("--sizes", type=int, nargs="+", default=[32, 100, 500, 2000])
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="one random subset (and run seed) each")
+    p.add_argument("--systems", nargs="+", default=SYSTEMS, choices=SYSTEMS)
+    p.add_argument("--zero-shot", action=argparse.BooleanOptionalAction, default=True)
+    p.add_argument("--pattern", default=PATTERN)
+    p.add_argument("--verbalizer", default=VERBALIZER)
+    p.add_argument("--setfit-pairs", type=int, default=1000)
+    p.add_argument("--batch-size", type=int, default=16, help="every neural system's (the recipe's min_steps stays)")
+    p.add_argument("--work", default="benchmarks/work/few_labels")
+    args = p.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    work = Path(args.work)
+    data = get_builtin("zh-sentiment").load()
+    train_rows, test = data.splits["train"], data.splits["test"]
+    previous = RESULTS / "few_labels.json"
+    rows: list[dict] = [r for r in json.loads(previous.read_text())] if previous.exists() else []
+
+    def emit(new: dict) -> None:
+        rows[:] = [r for r in rows if (r["dataset"], r["system"]) != (new["dataset"], new["system"])] + [new]
+        write_rows("few_labels", rows)
+        plot(rows, RESULTS / "learning_curve.png")
+
+    common = {"model": args.model, "pattern": args.pattern, "verbalizer": args.verbalizer}
+    if args.zero_shot:
+        splits = Splits(train=subset(train_rows, 32, 0), dev=subset(train_rows, 32, 0), test=test,
+                        source="zh-sentiment (zero-shot: no training)")
+        for system in ("cloze-zero-shot", "cloze-zero-shot-uncalibrated"):
+            acc, wall, _ = neural(system, args.model, splits, work / system, 0, args)
+            emit(row("zh-sentiment@0", system, "test_accuracy", acc, wall, **common))
+
+    for n in args.sizes:
+        for system in args.systems:
+            values, walls, loops = [], [], []
+            for seed in args.seeds:
+                few = subset(train_rows, n, seed)
+                if system == "tfidf-lr":
+                    t = tfidf_logreg(few, test, seed=seed)
+                    values.append(t["accuracy"]); walls.append(t["wall_seconds"]); loops.append(t["wall_seconds"])
+                    continue
+                splits = Splits(train=few, dev=few, test=test, source=f"zh-sentiment, {n} training reviews (seed {seed})")
+                acc, wall, loop = neural(system, args.model, splits, work / f"{system}-{n}-seed{seed}", seed, args)
+                values.append(acc); walls.append(wall); loops.append(loop)
+            emit(row(f"zh-sentiment@{n}", system, "test_accuracy", statistics.mean(values), statistics.mean(walls),
+                     std=statistics.stdev(values) if len(values) > 1 else None, seeds=args.seeds,
+                     values=[round(v, 4) for v in values], train_loop_seconds=round(statistics.mean(loops), 1),
+                     **common))
+
+
+def plot(rows: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    curve = [r for r in rows if r["dataset"].startswith("zh-sentiment@") and r["dataset"] != "zh-sentiment@0"]
+    for system in dict.fromkeys(r["system"] for r in curve):
+        pts = sorted((int(r["dataset"].split("@")[1]), r["value"], r.get("std") or 0.0) for r in curve
+                     if r["system"] == system)
+        xs, ys, sd = [n for n, *_ in pts], [v for _, v, _ in pts], [s for *_, s in pts]
+        line, = ax.plot(xs, ys, marker="o", label=system)
+        ax.fill_between(xs, [y - s for y, s in zip(ys, sd)], [y + s for y, s in zip(ys, sd)], color=line.get_color(),
+                        alpha=0.15)
+    for r in rows:
+        if r["dataset"] == "zh-sentiment@0" and r["system"] == "cloze-zero-shot":
+            ax.axhline(r["value"], ls=":", color="grey", label=f"cloze zero-shot ({r['value']:.3f})")
+    ax.set_xscale("log")
+    ax.set_xlabel("labelled training reviews (three random subsets each; band: ±1 std)")
+    ax.set_ylabel("test accuracy")
+    ax.set_title("zh-sentiment: accuracy against labelled data")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    main()
