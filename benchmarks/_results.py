@@ -91,7 +91,7 @@ SUMMARY = [
     ("adaptation", "zh-sentiment", "test_accuracy", "adapted-dictionary-pretrained", "tfidf-lr",
      "adapted + masked-LM, 4,000 reviews"),
     ("few_labels", "zh-sentiment@100", "test_accuracy", "setfit", "tfidf-lr", "100 reviews, SetFit, mean of 3 subsets"),
-    ("few_labels", "zh-sentiment@500", "test_accuracy", "setfit", "tfidf-lr", "500 reviews, SetFit, mean of 3 subsets"),
+    ("few_labels", "zh-sentiment@500", "test_accuracy", "finetune", "tfidf-lr", "500 reviews, fine-tuned, mean of 3 subsets"),
     ("few_labels", "zh-sentiment@0", "test_accuracy", "cloze-zero-shot", None, "no labels, cloze zero-shot"),
     ("sequence_labeling", "zh-ner", "entity_f1", "crf-baseline-lexicon", "crf-baseline",
      "NER, classical CRF with lexicon features"),
