@@ -138,6 +138,9 @@ def plot(rows: list[dict], path: Path) -> None:
         if r["dataset"] == "zh-sentiment@0" and r["system"] == "cloze-zero-shot":
             ax.axhline(r["value"], ls=":", color="grey", label=f"cloze zero-shot ({r['value']:.3f})")
     ax.set_xscale("log")
+    sizes = sorted({int(r["dataset"].split("@")[1]) for r in curve})
+    ax.set_xticks(sizes, [f"{n:,}" for n in sizes])
+    ax.minorticks_off()
     ax.set_xlabel("labelled training reviews (three random subsets each; band: ±1 std)")
     ax.set_ylabel("test accuracy")
     ax.set_title("zh-sentiment: accuracy against labelled data")
