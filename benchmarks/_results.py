@@ -96,6 +96,8 @@ SUMMARY = [
     ("sequence_labeling", "zh-ner", "entity_f1", "crf-baseline-lexicon", "crf-baseline",
      "NER, classical CRF with lexicon features"),
     ("sequence_labeling", "zh-ner", "entity_f1", "adapted-crf-gpu-encoder", "crf-baseline", "NER, CRF head"),
+    ("sequence_labeling", "zh-cws", "word_f1", "crf-baseline-lexicon", "crf-baseline",
+     "word segmentation, classical CRF with lexicon features"),
     ("sequence_labeling", "zh-cws", "word_f1", "adapted-crf-gpu-encoder", "crf-baseline", "word segmentation, CRF head"),
     ("question_answering", "zh-ner-first-entity-qa", "test_f1", "adapted", "as-is", "extractive QA check"),
     ("peft", "zh-sentiment", "test_accuracy", "lora", "full", "LoRA (1% of the weights) vs full fine-tuning"),
