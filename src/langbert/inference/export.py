@@ -79,7 +79,7 @@ def export_onnx(model_dir: str | Path, out_dir: str | Path, int8: bool = False, 
             quantize_dynamic(str(target), str(out / ONNX_FILE), weight_type=QuantType.QInt8, per_channel=True)
         target.unlink()
     for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt", "config.json",
-                 "crf.safetensors", "lexicon.tsv"):
+                 *predictor.task.extra_files()):
         if (model_dir / name).exists() and model_dir.resolve() != out.resolve():
             shutil.copy2(model_dir / name, out / name)
 

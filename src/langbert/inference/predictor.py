@@ -21,6 +21,10 @@ from .onnx_runtime import ONNX_FILE, OnnxModel
 logger = logging.getLogger(__name__)
 
 
+def _device(device: str | None) -> str:
+    return device or ("cuda" if torch.cuda.is_available() else "cpu")
+
+
 class Predictor:
     """A trained model plus everything needed to use it; loads only safetensors."""
 
@@ -55,7 +59,7 @@ class Predictor:
             task.attach_exported(model, str(model_dir))
         else:
             model = task.load_model(str(model_dir))
-            model.to(device or ("cuda" if torch.cuda.is_available() else "cpu")).eval()
+            model.to(_device(device)).eval()
         tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
         return cls(task, model, tokenizer, int(metadata["max_length"]), metadata, bf16, unpadded)
 
@@ -72,7 +76,7 @@ class Predictor:
             raise LangbertError(f"task '{task.name}' needs a trained head: train it with 'langbert train' first")
         path = resolve_model(checkpoint)
         model = task.build_model(path)
-        model.to(device or ("cuda" if torch.cuda.is_available() else "cpu")).eval()
+        model.to(_device(device)).eval()
         metadata = {"task": task.state(), "base_model": checkpoint, "max_length": max_length}
         return cls(task, model, AutoTokenizer.from_pretrained(path), max_length, metadata, bf16, unpadded)
 

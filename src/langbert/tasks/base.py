@@ -141,6 +141,10 @@ class Task(ABC):
     def save_extra(self, model: Any, out: str | Path) -> None:
         """Files beyond the HF checkpoint that ``load_model`` needs."""
 
+    def extra_files(self) -> list[str]:
+        """The names of the files ``save_extra`` writes: an export carries them beside its graph."""
+        return []
+
     def export_inputs(self, tokenizer: Any) -> dict[str, Any]:
         """A sample of every input the model takes, by name, for tracing an export: the tokenizer's ids,
         mask and segment ids; a task whose model reads more (lexicon features) adds them."""

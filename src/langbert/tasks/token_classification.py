@@ -172,20 +172,19 @@ class TokenClassification(Task):
 
     # -- model ----------------------------------------------------------------------------------------
     def build_model(self, name_or_path: str, dropout: float | None = None) -> Any:
-        from transformers import AutoConfig, AutoModelForTokenClassification
+        from transformers import AutoConfig
 
         overrides = {"hidden_dropout_prob": dropout, "attention_probs_dropout_prob": dropout,
                      "classifier_dropout": dropout} if dropout is not None else {}
         config = AutoConfig.from_pretrained(name_or_path, id2label=dict(enumerate(self.labels)),
                                             label2id={t: i for i, t in enumerate(self.labels)}, **overrides)
-        model_class = _crf_keys_expected(config) if self.crf else AutoModelForTokenClassification
         if self.lexicon is not None:
             setattr(config, LEXICON_KEY, {"features": len(whole(self.lexicon).feature_names()),
                                           "sources": self.options.lexicon})
-            model_class = _with_lexicon(_crf_keys_expected(config) if self.crf else
-                                        model_class_for(AutoModelForTokenClassification, config,
-                                                        "token classification: no model class"))
-        model, carried_on = from_pretrained_for_finetuning(model_class, name_or_path, config, self.head_modules())
+        elif hasattr(config, LEXICON_KEY):  # a lexicon model fine-tuned again without one
+            delattr(config, LEXICON_KEY)
+        model, carried_on = from_pretrained_for_finetuning(self._model_class(config), name_or_path, config,
+                                                           self.head_modules())
         model = self._attach_crf(model)
         self._model_lexicon = getattr(model, "lexicon_proj", None)
         if self.crf and carried_on and (Path(name_or_path) / CRF_FILE).is_file():
@@ -194,19 +193,25 @@ class TokenClassification(Task):
         return model
 
     def load_trained(self, path: str) -> Any:
-        from transformers import AutoConfig, AutoModelForTokenClassification
+        from transformers import AutoConfig
 
         config = AutoConfig.from_pretrained(path)
-        model_class = _crf_keys_expected(config) if self.crf else model_class_for(
-            AutoModelForTokenClassification, config, "token classification: no model class")
         if getattr(config, LEXICON_KEY, None):
             self._read_lexicon(path)
-            model_class = _with_lexicon(model_class)
-        model = model_class.from_pretrained(path, config=config, use_safetensors=True)
+        model = self._model_class(config).from_pretrained(path, config=config, use_safetensors=True)
         if self.crf:
             model = self._attach_crf(model)
             model.crf.load_state_dict(_saved_crf(path))
         return model
+
+    def _model_class(self, config: Any) -> type:
+        """HF's token-classification class for ``config`` (told of the CRF's keys where there is one), with
+        the lexicon projection where the config declares a lexicon."""
+        from transformers import AutoModelForTokenClassification
+
+        base = _crf_keys_expected(config) if self.crf else model_class_for(
+            AutoModelForTokenClassification, config, "token classification: no model class")
+        return _with_lexicon(base) if getattr(config, LEXICON_KEY, None) else base
 
     def _read_lexicon(self, path: str | Path) -> None:
         file = Path(path) / LEXICON_FILE
@@ -261,6 +266,9 @@ class TokenClassification(Task):
             from safetensors.torch import save_file
 
             save_file({k: v.contiguous() for k, v in self._crf_module.state_dict().items()}, str(Path(out) / CRF_FILE))
+
+    def extra_files(self) -> list[str]:
+        return [*([CRF_FILE] if self.crf else []), *([LEXICON_FILE] if self.lexicon is not None else [])]
 
     def loss_function(self) -> Any:
         if not self.crf:
