@@ -49,6 +49,19 @@ def tiny_mlm_dir(tmp_path_factory, tiny_model_dir) -> str:
     return str(folder)
 
 
+@pytest.fixture(scope="session")
+def sentence_encoder_dir(tmp_path_factory, tiny_model_dir) -> str:
+    """The tiny BERT dressed as a sentence-transformers model: it declares mean pooling."""
+    import shutil
+
+    folder = tmp_path_factory.mktemp("st") / "model"
+    shutil.copytree(tiny_model_dir, folder)
+    (folder / "1_Pooling").mkdir()
+    (folder / "1_Pooling" / "config.json").write_text(json.dumps({"pooling_mode_cls_token": False,
+                                                                   "pooling_mode_mean_tokens": True}))
+    return str(folder)
+
+
 def write_jsonl(path: Path, records: list[dict]) -> Path:
     path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
     return path

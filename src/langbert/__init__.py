@@ -1,6 +1,8 @@
 """langbert: make a general BERT-family model work for one language, then fine-tune and ship it.
 
-Names are imported lazily so ``langbert data info`` does not pay for importing torch.
+Importing the package registers langbert's model types with transformers' Auto classes, so a folder
+langbert trained loads through ``AutoModelFor...`` and ``pipeline`` with its own head (see
+``langbert.tasks.hf_auto``). The public names are imported on first use.
 """
 
 from __future__ import annotations
@@ -32,3 +34,12 @@ def __getattr__(name: str) -> Any:
     if name in _EXPORTS:
         return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
     raise AttributeError(f"module 'langbert' has no attribute {name!r}")
+
+
+def _register_with_transformers() -> None:
+    from .tasks.hf_auto import register_families
+
+    register_families()
+
+
+_register_with_transformers()

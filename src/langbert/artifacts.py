@@ -30,10 +30,14 @@ def versions() -> dict[str, str]:
     import torch
     import transformers
 
-    from . import __version__
+    from importlib.metadata import PackageNotFoundError, version
 
+    try:
+        langbert = version("langbert")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        langbert = "unknown"
     return {
-        "langbert": __version__,
+        "langbert": langbert,
         "torch": torch.__version__,
         "transformers": transformers.__version__,
         "tokenizers": tokenizers.__version__,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 
 import numpy as np
 import pytest
@@ -13,17 +12,6 @@ from langbert.data.rows import Row
 from langbert.tasks.forward import forward_batches
 from langbert.tasks.pooling import POOLING_KEY, declared_pooling, resolve_pooling
 from tests.conftest import SENTIMENT, tiny_train_config, train_sentiment, write_jsonl
-
-
-@pytest.fixture(scope="module")
-def sentence_encoder_dir(tmp_path_factory, tiny_model_dir):
-    """The tiny BERT dressed as a sentence-transformers model: it declares mean pooling."""
-    folder = tmp_path_factory.mktemp("st") / "model"
-    shutil.copytree(tiny_model_dir, folder)
-    (folder / "1_Pooling").mkdir()
-    (folder / "1_Pooling" / "config.json").write_text(json.dumps({"pooling_mode_cls_token": False,
-                                                                   "pooling_mode_mean_tokens": True}))
-    return str(folder)
 
 
 @pytest.fixture(scope="module")

@@ -20,6 +20,7 @@ from ..data.rows import Row
 from ..errors import ConfigError, DataError
 from ..evaluation import Report
 from .adapter_folders import base_model_of, is_adapter, load_adapter
+from .hf_auto import register_saved
 from .options import TaskOptions
 
 
@@ -76,6 +77,7 @@ class Task(ABC):
     def load_model(self, path: str) -> Any:
         """A trained model from a langbert output folder; a parameter-efficient adapter is put back on a
         fresh head over its base model."""
+        register_saved(path)
         if is_adapter(path):
             model = load_adapter(self.build_model(base_model_of(path)), path)
             self.bind(model)
@@ -233,8 +235,11 @@ def task_from_state(state: dict[str, Any]) -> Task:
 
 def model_class_for(auto: Any, config: Any, refusal: str) -> type:
     """The class an HF Auto class (``AutoModel``, ...) builds for ``config``; a ConfigError starting with
-    ``refusal`` where it has none (a model type it does not know)."""
+    ``refusal`` where it has none (a model type it does not know). A langbert model type maps to HF's class
+    for its encoder: the body and head langbert builds on."""
+    from .hf_auto import base_config_class
+
     try:
-        return auto._model_mapping[type(config)]
+        return auto._model_mapping[base_config_class(type(config))]
     except KeyError as exc:
         raise ConfigError(f"{refusal} for model type '{config.model_type}'") from exc

@@ -44,15 +44,19 @@ class CRF(nn.Module):
         self.start = nn.Parameter(torch.zeros(n))
         self.end = nn.Parameter(torch.zeros(n))
         self.transitions = nn.Parameter(torch.zeros(n, n))
-        start, trans, end = allowed_transitions(tags, scheme)
-        # Constraints are fixed buffers, applied in training and decoding alike: the model never has to
-        # learn what the scheme already forbids, and decoding can never emit it.
-        self.register_buffer("start_mask", torch.where(start, 0.0, NEG), persistent=False)
-        self.register_buffer("trans_mask", torch.where(trans, 0.0, NEG), persistent=False)
-        self.register_buffer("end_mask", torch.where(end, 0.0, NEG), persistent=False)
+        # Constraints are fixed, applied in training and decoding alike: the model never has to learn what
+        # the scheme already forbids, and decoding can never emit it. Made at first use rather than held
+        # as buffers: transformers builds a model on the meta device and leaves buffers the checkpoint
+        # lacks without data.
+        self._allowed = (list(tags), scheme)
+        self._masks: tuple[torch.Tensor, ...] = ()
 
     def _scores(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        return self.start + self.start_mask, self.transitions + self.trans_mask, self.end + self.end_mask
+        if not self._masks or self._masks[0].device != self.start.device:
+            self._masks = tuple(torch.where(m, 0.0, NEG).to(self.start.device)
+                                for m in allowed_transitions(*self._allowed))
+        start_mask, trans_mask, end_mask = self._masks
+        return self.start + start_mask, self.transitions + trans_mask, self.end + end_mask
 
     def log_likelihood(self, emissions: torch.Tensor, tags: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Per-sequence log p(tags | emissions). emissions (B, T, K), tags (B, T), mask (B, T) bool."""
@@ -103,3 +107,21 @@ class CRF(nn.Module):
             path.reverse()
             paths.append(path[: lengths[b]])
         return paths
+
+    @torch.no_grad()
+    def max_marginals(self, emissions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """(B, T, K): the score of the best tag sequence that puts tag k at position t. Per position its
+        argmax is the Viterbi path's tag, and its maximum the Viterbi score, so a reader that takes the
+        argmax of each token's scores (HF's token-classification pipeline) gets the CRF's decoding.
+        Positions past a sequence's length hold no meaning."""
+        start, trans, end = self._scores()
+        emissions, mask = emissions.to(start.device), mask.to(start.device)
+        forward = [start + emissions[:, 0]]
+        for t in range(1, emissions.shape[1]):
+            forward.append((forward[-1].unsqueeze(2) + trans.unsqueeze(0)).max(dim=1).values + emissions[:, t])
+        last = end.expand_as(forward[0])
+        backward = [last]  # best score of what follows position t, given its tag
+        for t in range(emissions.shape[1] - 2, -1, -1):
+            step = (trans.unsqueeze(0) + (emissions[:, t + 1] + backward[0]).unsqueeze(1)).max(dim=2).values
+            backward.insert(0, torch.where(mask[:, t + 1].unsqueeze(1), step, last))
+        return torch.stack(forward, 1) + torch.stack(backward, 1)

@@ -15,6 +15,7 @@ from typing import Any, Sequence
 import torch
 
 from ..errors import ConfigError
+from .hf_auto import register_saved
 from .load_report import load_for_training
 
 logger = logging.getLogger(__name__)
@@ -24,6 +25,7 @@ def checkpoint_output_names(path: str) -> list[str]:
     """``config.id2label`` of a checkpoint, in output order (a base model has HF's ``LABEL_0``, ...)."""
     from transformers import AutoConfig
 
+    register_saved(path)
     id2label = AutoConfig.from_pretrained(path).id2label or {}
     return [id2label[i] for i in sorted(id2label)]
 

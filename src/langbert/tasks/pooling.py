@@ -8,8 +8,10 @@ before it learns anything. Mean pooling gives the head the representation the en
 
 The class is built per architecture on top of its own ``*PreTrainedModel`` (so loading a plain encoder
 checkpoint, saving, peft and ONNX export work as for HF's heads). langbert reloads it from the task
-state in ``langbert.json``; ``config.json`` is also marked ``langbert_pooling: mean`` so any other reader
-can tell it is not a [CLS] head (HF's Auto loader would put a random pooler in its place).
+state in ``langbert.json``; ``config.json`` says ``langbert_pooling: mean`` and the model type
+``langbert-<encoder type>``, which ``AutoModelForSequenceClassification`` and ``pipeline`` map back to this
+class once langbert is imported (HF's own head there would put a random pooler in its place; see
+``hf_auto``).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from transformers import AutoModel, PreTrainedModel
 from transformers.modeling_outputs import SequenceClassifierOutput
 
 from .base import model_class_for
+from .hf_auto import add_head, register_family
 
 POOLING_KEY = "langbert_pooling"
 POOLINGS = ("cls", "mean")
@@ -106,11 +109,18 @@ def _mean_pooled_class(encoder_class: type) -> type:
                                         attentions=out.attentions)
 
     name = encoder_class.__name__.removesuffix("Model") + "MeanPoolingForSequenceClassification"
-    return type(name, (pretrained_class,), {"__init__": __init__, "forward": forward, "__module__": __name__})
+    # Saved under its langbert model type, which AutoModelForSequenceClassification maps back to this class.
+    config_class = register_family(pretrained_class.config_class.model_type)
+    return type(name, (pretrained_class,), {"__init__": __init__, "forward": forward, "__module__": __name__,
+                                            "config_class": config_class})
 
 
 def mean_pooled_class(config: Any) -> type:
     return _mean_pooled_class(model_class_for(AutoModel, config, "mean pooling: no encoder class"))
+
+
+add_head("AutoModelForSequenceClassification",
+         lambda config_class: _mean_pooled_class(AutoModel._model_mapping[config_class.langbert_base]))
 
 
 def carry_pooling_declaration(source: str, out: str | Path) -> None:

@@ -35,11 +35,13 @@ from .base import Task, model_class_for, register_task
 from .crf import CRF
 from .options import TokenClassificationOptions
 from .heads import from_pretrained_for_finetuning
+from .hf_auto import add_head, as_langbert_type
 from .windows import PadCollator, check_windows_cover
 
 CRF_FILE = "crf.safetensors"
 LEXICON_FILE = "lexicon.tsv"
 LEXICON_KEY = "langbert_lexicon"
+CRF_KEY = "langbert_crf"
 
 
 def _crf_keys_expected(config: Any) -> type:
@@ -64,12 +66,21 @@ def _ignoring_crf_keys(base: type) -> type:
     return type(base.__name__, (base,), {"_keys_to_ignore_on_load_unexpected": [r"^crf\."]})
 
 
+def _emissions(model: Any, input_ids: Any, attention_mask: Any, token_type_ids: Any, lexicon: Any) -> torch.Tensor:
+    """The classifier's scores per token: the encoder's output after its dropout, plus the projected
+    lexicon features where the model has them (so no lexicon evidence is dropped)."""
+    inputs = {k: v for k, v in {"input_ids": input_ids, "attention_mask": attention_mask,
+                                "token_type_ids": token_type_ids}.items() if v is not None}
+    hidden = model.dropout(getattr(model, model.base_model_prefix)(**inputs).last_hidden_state)
+    if lexicon is not None:
+        hidden = hidden + model.lexicon_proj(lexicon.to(hidden.dtype))
+    return model.classifier(hidden)
+
+
 @lru_cache(maxsize=None)
 def _with_lexicon(base: type) -> type:
     """``base`` (an HF ``*ForTokenClassification``) whose classifier also reads the lexicon features: a
-    linear projection of each token's B/M/E/S multi-hot vector, added to the encoder's output after its
-    dropout (so no lexicon evidence is dropped) and before the classifier (softmax or CRF emissions)."""
-    prefix = base.base_model_prefix
+    linear projection of each token's B/M/E/S multi-hot vector (see ``_emissions``)."""
 
     def __init__(self, config):
         base.__init__(self, config)
@@ -77,18 +88,57 @@ def _with_lexicon(base: type) -> type:
         self.post_init()
 
     def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, lexicon=None, labels=None):
-        inputs = {k: v for k, v in {"input_ids": input_ids, "attention_mask": attention_mask,
-                                    "token_type_ids": token_type_ids}.items() if v is not None}
-        hidden = self.dropout(getattr(self, prefix)(**inputs).last_hidden_state)
-        if lexicon is not None:
-            hidden = hidden + self.lexicon_proj(lexicon.to(hidden.dtype))
-        logits = self.classifier(hidden)
+        logits = _emissions(self, input_ids, attention_mask, token_type_ids, lexicon)
         loss = None
         if labels is not None:
             loss = torch.nn.functional.cross_entropy(logits.float().view(-1, self.num_labels), labels.view(-1))
         return TokenClassifierOutput(loss=loss, logits=logits)
 
     return type(base.__name__, (base,), {"__init__": __init__, "forward": forward, "__module__": base.__module__})
+
+
+@lru_cache(maxsize=None)
+def _auto_head(config_class: type) -> type:
+    """What ``AutoModelForTokenClassification`` (and so ``pipeline("token-classification")``) builds for a
+    folder with a CRF or lexicon features: HF's head with the lexicon projection and CRF its config
+    declares, read from ``model.safetensors``. With a CRF its logits are the CRF's max-marginals, whose
+    argmax per token is the Viterbi path langbert decodes. A lexicon model needs its ``lexicon`` input,
+    which only langbert makes: called without it, it says so instead of answering without the lexicon."""
+    from transformers import AutoModelForTokenClassification
+
+    base = AutoModelForTokenClassification._model_mapping[config_class.langbert_base]
+
+    def __init__(self, config):
+        base.__init__(self, config)
+        lexicon = getattr(config, LEXICON_KEY, None)
+        self.lexicon_proj = torch.nn.Linear(lexicon["features"], config.hidden_size) if lexicon else None
+        crf = getattr(config, CRF_KEY, None)
+        self.crf = CRF([config.id2label[i] for i in range(config.num_labels)], crf["scheme"]) if crf else None
+        self.post_init()
+
+    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, lexicon=None, labels=None, **unused):
+        if self.lexicon_proj is not None and lexicon is None:
+            raise ValueError("this model reads lexicon features beside the text (lexicon.tsv in its folder), which "
+                             "only langbert computes: load it with langbert.Predictor.load")
+        logits = _emissions(self, input_ids, attention_mask, token_type_ids, lexicon)
+        if attention_mask is None:
+            attention_mask = torch.ones(logits.shape[:2], dtype=torch.long, device=logits.device)
+        loss = None
+        if self.crf is not None:
+            if labels is not None:
+                emissions, tags, mask = _crf_inputs(logits.float(), labels)
+                loss = -self.crf.log_likelihood(emissions, tags, mask).mean()
+            emissions, _, mask = _crf_inputs(logits.float(), None, attention_mask)
+            logits = torch.cat([logits[:, :1].float(), self.crf.max_marginals(emissions, mask)], dim=1)
+        elif labels is not None:
+            loss = torch.nn.functional.cross_entropy(logits.float().view(-1, self.num_labels), labels.view(-1))
+        return TokenClassifierOutput(loss=loss, logits=logits)
+
+    return type(f"Langbert{base.__name__}", (base,), {"__init__": __init__, "forward": forward,
+                                                      "__module__": __name__, "config_class": config_class})
+
+
+add_head("AutoModelForTokenClassification", _auto_head)
 
 
 @register_task
@@ -183,6 +233,12 @@ class TokenClassification(Task):
                                           "sources": self.options.lexicon})
         elif hasattr(config, LEXICON_KEY):  # a lexicon model fine-tuned again without one
             delattr(config, LEXICON_KEY)
+        if self.crf:
+            setattr(config, CRF_KEY, {"scheme": self.scheme})
+        elif hasattr(config, CRF_KEY):
+            delattr(config, CRF_KEY)
+        # A head HF does not have is saved under langbert's model type, so the Auto classes find it.
+        config = as_langbert_type(config, self.crf or self.lexicon is not None)
         model, carried_on = from_pretrained_for_finetuning(self._model_class(config), name_or_path, config,
                                                            self.head_modules())
         model = self._attach_crf(model)
