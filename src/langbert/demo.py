@@ -43,7 +43,8 @@ def run_demo(output_dir: str = "runs/demo", max_steps: int | None = None, pretra
     timings: dict[str, float] = {}
 
     start = time.perf_counter()
-    adapted = adapt(AdaptConfig(output_dir=str(root / "adapted"), granularity="word", init="dictionary"))
+    adapted = adapt(AdaptConfig(output_dir=str(root / "adapted"), granularity="word", init="dictionary",
+                                 script_conversion="tw2sp"))
     timings["adapt"] = time.perf_counter() - start
     coverage = json.loads((adapted / "langbert.json").read_text(encoding="utf-8"))["coverage"]
 

@@ -11,6 +11,7 @@ import torch
 
 from ..artifacts import read_metadata
 from ..data.rows import Row
+from ..data.script import converted_rows
 from ..errors import LangbertError
 from ..evaluation import Report
 from ..kernels.unpadded import install as install_unpadded
@@ -92,7 +93,8 @@ class Predictor:
         if not self.takes_pairs and any(r.pair is not None for r in rows):
             raise LangbertError(f"pairs: this {self.task.name} model was trained on single texts; send the texts "
                                 "alone")
-        features = self.task.encode(rows, self.tokenizer, self.max_length, with_labels=False)
+        features = self.task.encode(converted_rows(rows, self.tokenizer), self.tokenizer, self.max_length,
+                                    with_labels=False)
         self._warn_truncation(rows, features)
         outputs = forward_batches(self.task, self.model, self.tokenizer, rows, self.max_length, batch_size, self.bf16,
                                   self.unpadded, features)

@@ -17,6 +17,7 @@ from ..artifacts import atomic_write_text, write_metadata
 from ..config import AdaptConfig, resolve_model
 from ..data.corpus import iter_texts
 from ..data.coverage import coverage
+from ..data.script import converted_texts, declare_conversion
 from ..data.segment import get_segmenter
 from ..data.split import bucket
 from ..tasks.load_report import load_for_training
@@ -61,6 +62,7 @@ def adapt(cfg: AdaptConfig) -> Path:
     model, _ = load_for_training(AutoModelForMaskedLM, source_path, ["cls"], "a masked-LM head for pretraining")
 
     tokenizer = build_tokenizer(cfg, source_tok)
+    declare_conversion(tokenizer, cfg.script_conversion)
     vocab = tokenizer.get_vocab()
     new_tokens = sorted(vocab, key=vocab.get)
     dictionary = load_dictionary(cfg.dictionary) if cfg.init == "dictionary" else None
@@ -81,7 +83,7 @@ def adapt(cfg: AdaptConfig) -> Path:
     carry_pooling_declaration(source_path, out)
 
     heldout = heldout_texts(cfg.corpus, cfg.heldout)
-    before, after = coverage(source_tok, heldout), coverage(tokenizer, heldout)
+    before, after = coverage(source_tok, heldout), coverage(tokenizer, converted_texts(heldout, tokenizer))
     counts = report.counts()
     summary = {
         "stage": "adapt",

@@ -21,6 +21,9 @@ from .vocab import is_cjk
 _WORKER: dict[str, Any] = {}
 
 
+from ..data.script import converted_texts
+
+
 def _init_worker(tokenizer_dir: str, segmenter: str | None) -> None:
     from transformers import AutoTokenizer
 
@@ -60,6 +63,7 @@ def _wordchar(c: str) -> bool:
 
 def _encode(lines: list[str]) -> tuple[list[int], list[int]]:
     tok, seg = _WORKER["tok"], _WORKER["seg"]
+    lines = converted_texts(lines, tok)  # in place, character for character: word starts still line up
     # verbose=False: transformers warns that a line longer than the model's maximum "will result in indexing
     # errors"; packing cuts the stream into blocks of block_size, so no such sequence ever reaches the model.
     enc = tok(lines, add_special_tokens=False, return_offsets_mapping=True, verbose=False)

@@ -10,6 +10,7 @@ from typing import Any, Sequence
 import torch
 
 from ..data.rows import Row
+from ..data.script import converted_rows
 from .base import Task
 
 
@@ -51,7 +52,7 @@ def forward_batches(task: Task, model: Any, tokenizer: Any, rows: Sequence[Row],
     ``langbert.kernels.unpadded``) gets full batches.
     """
     if features is None:
-        features = task.encode(rows, tokenizer, max_length, with_labels=False)
+        features = task.encode(converted_rows(rows, tokenizer), tokenizer, max_length, with_labels=False)
     order = sorted(range(len(features)), key=lambda i: len(features[i]["input_ids"]))
     collate = task.collator(tokenizer)
     device = next(model.parameters()).device

@@ -24,6 +24,7 @@ from ..data.coverage import coverage
 from ..data.loading import Splits, load_splits
 from ..errors import ConfigError
 from ..evaluation import LOWER_IS_BETTER, write_reports
+from ..data.script import converted_rows, declare_conversion
 from ..tasks import Task, create_task
 from ..tasks.forward import forward_batches
 from ..tasks.heads import checkpoint_order
@@ -40,11 +41,13 @@ def train(config: TrainConfig, callbacks: Sequence[TrainerCallback] = (), splits
     task, splits = prepare_task(config, splits)
     task.labels = checkpoint_order(task.labels, model_path)  # before encoding: targets are label indices
     tokenizer = _fast_tokenizer(config.model, model_path)
-    unk_rate = _check_vocabulary(tokenizer, splits.train, config.model)
-    train_set = FeatureDataset(task.encode(splits.train, tokenizer, config.max_length))
+    if config.script_conversion:
+        declare_conversion(tokenizer, config.script_conversion)
+    unk_rate = _check_vocabulary(tokenizer, converted_rows(splits.train, tokenizer), config.model)
+    train_set = FeatureDataset(task.encode(converted_rows(splits.train, tokenizer), tokenizer, config.max_length))
     # Shortest first, evaluated in this order (LangbertTrainer's eval sampler), so the task can line the
     # predictions up with its features and rows, and batches still carry little padding.
-    dev_set = FeatureDataset(sorted(task.encode(splits.dev, tokenizer, config.max_length),
+    dev_set = FeatureDataset(sorted(task.encode(converted_rows(splits.dev, tokenizer), tokenizer, config.max_length),
                                     key=lambda f: len(f["input_ids"])))
     task.bind_eval(splits.dev, dev_set.features)
     if not task.windowed:  # a windowed task reads a long text in overlapping windows: nothing is cut
