@@ -100,7 +100,11 @@ SUMMARY = [
      "word segmentation, classical CRF with lexicon features"),
     ("sequence_labeling", "zh-cws", "word_f1", "adapted-crf-gpu-encoder", "crf-baseline", "word segmentation, CRF head"),
     ("question_answering", "zh-ner-first-entity-qa", "test_f1", "adapted", "as-is", "extractive QA check"),
-    ("peft", "zh-sentiment", "test_accuracy", "lora", "full", "LoRA (1% of the weights) vs full fine-tuning"),
+    ("peft", "zh-sentiment", "test_accuracy", "lora", "full", "LoRA (1.4% of the weights, its defaults) vs full fine-tuning"),
+    ("loading_and_script", "zh-sentiment-traditional", "test_accuracy", "predictor", "predictor-no-conversion",
+     "Traditional test text, tw2sp conversion in the tokenizer"),
+    ("loading_and_script", "zh-sentiment", "test_accuracy", "hf-pipeline", "predictor",
+     "the same folder through transformers.pipeline"),
     ("throughput", "zh-sentiment", "real_tokens_per_s", "langbert", "hf-trainer-best", "training tokens/s"),
     ("inference", "zh-sentiment", "sentences_per_s", "langbert-torch-bf16", "hf-pipeline", "batch prediction"),
 ]

@@ -62,3 +62,22 @@ def read_metadata(model_dir: str | Path) -> dict[str, Any]:
         return json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         raise LangbertError(f"{path}: corrupt metadata ({exc})") from None
+
+
+def vocabulary_from_adapt(model_dir: str | Path) -> bool:
+    """Whether ``langbert adapt`` made this checkpoint's vocabulary: the folder was adapted, or was
+    pretrained or fine-tuned (any number of times) from one that was."""
+    path, seen = Path(model_dir), set()
+    while path not in seen and (path / METADATA).is_file():
+        seen.add(path)
+        try:
+            meta = json.loads((path / METADATA).read_text(encoding="utf-8"))
+        except json.JSONDecodeError:
+            return False
+        if meta.get("stage") == "adapt":
+            return True
+        source = meta.get("source_model") or meta.get("base_model")
+        if not source:
+            return False
+        path = Path(source)
+    return False

@@ -123,6 +123,16 @@ class TrainConfig:
     lora_dropout: float = 0.1
     target_modules: list[str] | None = None
     """Modules the adapter wraps; each method has a default for BERT-family models."""
+    peft_learning_rate: float = 3e-3
+    """The learning rate under ``peft``, in place of ``learning_rate`` (which full fine-tuning takes): the
+    adapter, the head and whatever trains with them. An adapter's few weights need larger steps (AdaLoRA's
+    start from zero singular values, IA3's are scalings); measured for each method in
+    benchmarks/peft.notes.md."""
+    peft_embeddings: Literal["auto", "adapter", "full", "frozen"] = "auto"
+    """The word embeddings under ``peft``: an ``adapter`` on them (LoRA), trained in ``full`` and saved
+    with the adapter, or ``frozen``. ``auto``: an adapter where the method has one for embeddings, else
+    ``full`` where ``langbert adapt`` gave the checkpoint its vocabulary (new rows that only training
+    makes useful), else ``frozen``."""
     resume: bool = False
     """Continue from the last complete checkpoint in ``output_dir``."""
     progress: bool = True
@@ -151,6 +161,8 @@ class TrainConfig:
             raise ConfigError("early_stopping_patience must be >= 1")
         if self.keep_checkpoints < 1:
             raise ConfigError("keep_checkpoints must be >= 1 (resuming needs one)")
+        if self.peft_learning_rate <= 0:
+            raise ConfigError(f"peft_learning_rate must be > 0, got {self.peft_learning_rate}")
         if self.lora_r < 1 or self.lora_alpha < 1 or not 0 <= self.lora_dropout < 1:
             raise ConfigError("lora_r and lora_alpha must be >= 1, lora_dropout in [0, 1)")
         check_literals(self)

@@ -17,6 +17,7 @@ import torch
 from transformers import AutoTokenizer, EarlyStoppingCallback, TrainerCallback, TrainingArguments
 from transformers.integrations import TensorBoardCallback
 
+from ..artifacts import vocabulary_from_adapt
 from ..config import TrainConfig, resolve_model
 from ..data.builtin import get_builtin
 from ..data.check import vocabulary_hint
@@ -104,8 +105,9 @@ def _finetune(config, task, model, tokenizer, train_set, dev_set, run, callbacks
                               callbacks=[*_callbacks(config, run), *extra, *callbacks])
     trainer.keep_checkpoints = config.keep_checkpoints
     # Rows of a transferred vocabulary start where no training put them, the body is already trained.
-    trainer.lr_scales = [([model.get_input_embeddings().weight], config.embedding_lr_scale),
-                         *task.lr_scaled_parameters()]
+    # Under peft everything trained already takes the adapter's larger rate.
+    embeddings = [([model.get_input_embeddings().weight], config.embedding_lr_scale)] if config.peft == "none" else []
+    trainer.lr_scales = [*embeddings, *task.lr_scaled_parameters()]
     train_from(trainer, run)
     if not trainer.is_world_process_zero():
         return None
@@ -204,6 +206,7 @@ def training_arguments(config: TrainConfig, task: Task, run: RunFolder, train_fe
     per_epoch = eval_steps is None
     return shared_arguments(
         config, run,
+        learning_rate=config.learning_rate if config.peft == "none" else config.peft_learning_rate,
         num_train_epochs=config.epochs,
         max_steps=max_steps,
         per_device_eval_batch_size=config.eval_batch_size,
@@ -246,10 +249,13 @@ def _with_adapter(model, config: TrainConfig, task: Task, train_features: int, m
         return model, []
     steps = max_steps if max_steps > 0 else math.ceil(
         train_features / (config.batch_size * config.gradient_accumulation_steps)) * math.ceil(config.epochs)
+    embeddings = peft.embeddings_mode(config.peft, config.peft_embeddings,
+                                      vocabulary_from_adapt(resolve_model(config.model)))
     model, callbacks = peft.wrap(model, config.peft, task.head_modules(), config.lora_r, config.lora_alpha,
-                                 config.lora_dropout, config.target_modules, total_steps=steps)
+                                 config.lora_dropout, config.target_modules, total_steps=steps, embeddings=embeddings)
     task.bind(model)
-    logger.info("peft %s: %s", config.peft, peft.trainable_report(model))
+    logger.info("peft %s at learning rate %g (word embeddings: %s): %s", config.peft, config.peft_learning_rate,
+                embeddings, peft.trainable_report(model))
     return model, callbacks
 
 

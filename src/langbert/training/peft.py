@@ -36,6 +36,9 @@ class PeftMethod:
     build_config: Callable[[AdapterSettings], Any]
     callbacks: Callable[[Any], list[TrainerCallback]] = lambda model: []
     """Trainer callbacks the method needs while training (AdaLoRA's rank budget)."""
+    adapts_embeddings: bool = False
+    """Its adapter can wrap an ``nn.Embedding`` (LoRA's can; AdaLoRA's SVD layers and IA3's scalings take
+    only Linear modules)."""
 
 
 _METHODS: dict[str, PeftMethod] = {}
@@ -59,16 +62,37 @@ def get_peft_method(name: str) -> PeftMethod:
     return _METHODS[name]
 
 
+EMBEDDINGS = "word_embeddings"
+
+
+def embeddings_mode(method: str, requested: str, new_vocabulary: bool) -> str:
+    """How ``method`` treats the word embeddings (see ``TrainConfig.peft_embeddings``). After a vocabulary
+    swap the embeddings are the least trained part of the model: a method that leaves them frozen learns
+    next to nothing there (AdaLoRA at the majority class in benchmarks/peft.notes.md)."""
+    spec = get_peft_method(method)
+    if requested == "auto":
+        return "adapter" if spec.adapts_embeddings else "full" if new_vocabulary else "frozen"
+    if requested == "adapter" and not spec.adapts_embeddings:
+        raise ConfigError(f"peft_embeddings: adapter: {method} has no adapter for an embedding layer (only "
+                          f"Linear modules); use 'full' (trained in full, saved with the adapter) or 'frozen'")
+    return requested
+
+
 def wrap(model: Any, method: str, head: list[str], r: int = 8, alpha: int = 16, dropout: float = 0.1,
-         targets: list[str] | None = None, total_steps: int | None = None) -> tuple[Any, list[TrainerCallback]]:
-    """``model`` wrapped by ``method``'s adapter, and the callbacks its training needs."""
+         targets: list[str] | None = None, total_steps: int | None = None,
+         embeddings: str = "frozen") -> tuple[Any, list[TrainerCallback]]:
+    """``model`` wrapped by ``method``'s adapter, and the callbacks its training needs. ``embeddings``: a
+    resolved ``embeddings_mode``."""
     spec = get_peft_method(method)
     try:
         from peft import get_peft_model
     except ImportError as exc:
         raise ConfigError("--peft needs the 'peft' package (pip install peft)") from exc
-    settings = AdapterSettings(r, alpha, dropout, list(targets or spec.default_targets), head,
-                               max(total_steps or 100, 10))
+    targets = [t for t in (targets or spec.default_targets) if t != EMBEDDINGS or embeddings == "adapter"]
+    if embeddings == "adapter" and EMBEDDINGS not in targets:
+        targets.append(EMBEDDINGS)
+    head = [*head, EMBEDDINGS] if embeddings == "full" else list(head)
+    settings = AdapterSettings(r, alpha, dropout, targets, head, max(total_steps or 100, 10))
     wrapped = get_peft_model(model, spec.build_config(settings))
     return wrapped, spec.callbacks(wrapped)
 
@@ -115,10 +139,9 @@ class AdaLoraBudget(TrainerCallback):
         self.model.base_model.update_and_allocate(state.global_step)
 
 
-# LoRA also adapts the word embeddings (a low-rank update, r x (vocab + hidden) parameters): after a
-# vocabulary swap they are the least trained part of the model, and on an adapted checkpoint LoRA on
-# query/value alone stayed far below full fine-tuning (benchmarks/peft.notes.md).
-register_peft_method(PeftMethod("lora", ("query", "value", "word_embeddings"), _lora))
-# AdaLoRA's SVD layers take only Linear modules.
+# The word embeddings come on top of these, as embeddings_mode says: LoRA puts a low-rank update on them
+# (r x (vocab + hidden) parameters); on an adapted checkpoint LoRA on query/value alone stayed far below
+# full fine-tuning (benchmarks/peft.notes.md).
+register_peft_method(PeftMethod("lora", ("query", "value"), _lora, adapts_embeddings=True))
 register_peft_method(PeftMethod("adalora", ("query", "value"), _adalora, lambda model: [AdaLoraBudget(model)]))
 register_peft_method(PeftMethod("ia3", ("key", "value", "output.dense"), _ia3))

@@ -48,7 +48,7 @@ def shared_arguments(cfg: Any, run: RunFolder, **specific: Any) -> TrainingArgum
     return TrainingArguments(
         output_dir=str(run.checkpoints),
         per_device_train_batch_size=cfg.batch_size,
-        learning_rate=cfg.learning_rate,
+        learning_rate=specific.pop("learning_rate", cfg.learning_rate),
         weight_decay=cfg.weight_decay,
         lr_scheduler_type=cfg.scheduler,
         warmup_steps=cfg.warmup_ratio,  # a float below 1 is a ratio of the total steps
