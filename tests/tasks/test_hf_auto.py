@@ -176,3 +176,26 @@ def test_a_folder_saved_under_the_encoders_type_still_loads_with_its_head(tmp_pa
     config = json.loads((out / "config.json").read_text())
     (out / "config.json").write_text(json.dumps({**config, "model_type": "bert"}))
     assert Predictor.load(out).predict(TEXTS) == expected
+
+
+def test_a_softmax_tagger_and_a_qa_head_load_through_the_auto_classes_as_trained(tmp_path, tiny_model_dir):
+    """Heads HF has keep the encoder's type: the Auto classes build the very model langbert trained."""
+    from transformers import AutoModelForQuestionAnswering, AutoTokenizer
+
+    out = _train(tmp_path / "ner", tiny_model_dir, [{"text": t, "entities": [list(s) for s in e]} for t, e in NER],
+                 task="token-classification")
+    assert json.loads((out / "config.json").read_text())["model_type"] == "bert"
+    texts = [t for t, _ in NER]
+    tags = [[r["entity"] for r in result]
+            for result in _pipeline("token-classification", out)(texts, aggregation_strategy="none", ignore_labels=[])]
+    assert tags == _token_tags(Predictor.load(out), texts)
+
+    records = [{"question": "我在哪", "context": "我在北京", "answers": {"text": ["北京"], "answer_start": [2]}},
+               {"question": "他在哪", "context": "他在上海", "answers": {"text": ["上海"], "answer_start": [2]}}]
+    out = _train(tmp_path / "qa", tiny_model_dir, records, task="question-answering")
+    encoded = AutoTokenizer.from_pretrained(out)("我在哪", "我在北京", return_tensors="pt")
+    with torch.no_grad():
+        auto = AutoModelForQuestionAnswering.from_pretrained(out).eval()(**encoded)
+        own = Predictor.load(out).model(**encoded)
+    torch.testing.assert_close(auto.start_logits, own.start_logits)
+    torch.testing.assert_close(auto.end_logits, own.end_logits)
