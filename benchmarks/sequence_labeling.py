@@ -22,6 +22,8 @@ import logging
 import sys
 import time
 from pathlib import Path
+
+import numpy as np
 from typing import Any, Sequence
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -82,15 +84,28 @@ def crf_baseline(dataset: str, train_samples: int | None, lexicon_sources: Seque
 
 
 def fine_tune(model: str, dataset: str, out: Path, args, crf: bool, lexicon: Sequence[str] = ()) -> tuple[dict, float]:
+    """Test metrics and wall seconds, the mean over ``--seeds`` (each seed's F1 and the spread beside it, per
+    type and error counts from the first seed)."""
+    runs = [_fine_tune_once(model, dataset, out if seed == args.seeds[0] else out.with_name(f"{out.name}-seed{seed}"),
+                            args, crf, lexicon, seed) for seed in args.seeds]
+    f1 = [m["entity_f1"] for m, _ in runs]
+    metrics = {**runs[0][0], "entity_f1": float(np.mean(f1))}
+    if len(runs) > 1:
+        metrics.update(seeds=dict(zip(args.seeds, [round(v, 4) for v in f1])), std=round(float(np.std(f1)), 4))
+    return metrics, float(np.mean([w for _, w in runs]))
+
+
+def _fine_tune_once(model: str, dataset: str, out: Path, args, crf: bool, lexicon: Sequence[str], seed: int):
     config = TrainConfig(task="token-classification", model=model, output_dir=str(out),
                          data=DataConfig(dataset=dataset, max_train_samples=args.train_samples),
                          options={"crf": crf, "crf_lr_scale": args.crf_lr_scale,
                                   **({"lexicon": list(lexicon)} if lexicon else {})},
                          epochs=args.epochs, learning_rate=args.learning_rate, batch_size=32, max_length=128,
                          embedding_lr_scale=args.embedding_lr_scale, eval_steps=10_000, progress=False,
-                         seed=args.seed)
+                         seed=seed)
     meta = run_once(out, config, lambda: train(config))
-    return meta["metrics"]["test"], meta["wall_seconds"]
+    per_type = json.loads((out / "eval.json").read_text(encoding="utf-8"))["test"]["per_class"]
+    return {**meta["metrics"]["test"], "per_type": per_type}, meta["wall_seconds"]
 
 
 SYSTEMS = ["crf-baseline", "crf-baseline-lexicon", "as-is", "adapted-crf", "adapted-crf-lexicon", "zh-cws",
@@ -109,7 +124,8 @@ def main() -> None:
                    help="learning-rate multiple for the input embeddings (new rows of an adapted vocabulary)")
     p.add_argument("--crf-lr-scale", type=float, default=100.0,
                    help="learning-rate multiple for the CRF's scores (rows with a CRF head)")
-    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--seeds", type=int, nargs="+", default=[42],
+                   help="neural rows: one fine-tuning per seed, the mean as the value, each seed's F1 beside it")
     p.add_argument("--skip-as-is", action="store_true")
     p.add_argument("--systems", nargs="+", default=SYSTEMS, choices=SYSTEMS,
                    help="rows to (re)run, in this order; the others keep their rows from the last run")
@@ -127,7 +143,7 @@ def main() -> None:
     args = p.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     work = Path(args.work)
-    extra = {"seed": args.seed, "epochs": args.epochs, "train_samples": args.train_samples or "all",
+    extra = {**({"seed": args.seeds[0]} if len(args.seeds) == 1 else {}), "epochs": args.epochs, "train_samples": args.train_samples or "all",
              "learning_rate": args.learning_rate, "embedding_lr_scale": args.embedding_lr_scale}
     suffix, encoder = ("-gpu-encoder", {"encoder_hardware": args.encoder_hardware}) if args.encoder_hardware else ("", {})
     systems = [s for s in args.systems if not (s == "as-is" and args.skip_as_is)]
@@ -173,13 +189,14 @@ def main() -> None:
             lexicon = args.lexicon if system.endswith("-lexicon") else []
             head = ("adapted-crf" if crf else "adapted-softmax") + ("-lexicon" if lexicon else "")
             metrics, wall = fine_tune(adapted, "zh-cws", work / f"cws-{head}", args, crf=crf, lexicon=lexicon)
-            emit(row("zh-cws", head + suffix, "word_f1", metrics["entity_f1"], wall, model=adapted,
-                     **({"lexicon": lexicon} if lexicon else {}), **_crf_extra(args, crf), **encoder, **extra))
+            emit(row("zh-cws", head + suffix, "word_f1", metrics["entity_f1"], wall, model=adapted, **_encoder(adapted),
+                     **({"lexicon": lexicon} if lexicon else {}), **{k: metrics[k] for k in ("seeds", "std") if k in metrics},
+                     **_crf_extra(args, crf), **encoder, **extra))
         else:
             crf = system.startswith("adapted-crf")
             lexicon = args.lexicon if system.endswith("-lexicon") else []
             metrics, wall = fine_tune(adapted, "zh-ner", work / f"ner-{system}", args, crf=crf, lexicon=lexicon)
-            emit(row("zh-ner", system + suffix, "entity_f1", metrics["entity_f1"], wall, model=adapted,
+            emit(row("zh-ner", system + suffix, "entity_f1", metrics["entity_f1"], wall, model=adapted, **_encoder(adapted),
                      **({"lexicon": lexicon} if lexicon else {}), **_detail(metrics), **_crf_extra(args, crf),
                      **encoder, **extra))
 
@@ -208,10 +225,22 @@ def _detail(found) -> dict:
     keep = ("entity_precision", "entity_recall")
     detail = {k: round(v, 4) for k, v in metrics.items()
               if isinstance(v, (int, float)) and (k in keep or k.endswith("_f1") and k != "entity_f1")}
-    if hasattr(found, "table"):
+    detail.update({k: metrics[k] for k in ("seeds", "std") if k in metrics})
+    table = found.table if hasattr(found, "table") else metrics.get("per_type")
+    if table:
         detail["per_type"] = {r["label"]: {k: round(v, 4) if isinstance(v, float) else v for k, v in r.items()
-                                           if k != "label" and k not in ("precision", "recall")} for r in found.table}
+                                           if k != "label" and k not in ("precision", "recall")} for r in table}
     return detail
+
+
+def _encoder(path: str) -> dict:
+    """What a row records of its encoder's masked-LM, where langbert pretrained it."""
+    meta_path = Path(path) / "langbert.json"
+    meta = json.loads(meta_path.read_text(encoding="utf-8")) if meta_path.exists() else {}
+    if meta.get("stage") != "pretrain":
+        return {}
+    return {"encoder_steps": meta.get("steps"), "encoder_perplexity": meta.get("heldout_perplexity"),
+            **({"encoder_wall_seconds": meta["wall_seconds"]} if "wall_seconds" in meta else {})}
 
 
 if __name__ == "__main__":

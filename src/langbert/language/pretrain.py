@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import time
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +78,7 @@ class MaskedLMTrainer(LangbertTrainer):
 
 
 def pretrain(cfg: PretrainConfig) -> Path:
+    started = time.perf_counter()
     run = open_run(cfg.output_dir, cfg.resume)
     model_path = resolve_model(cfg.model)
     tokenizer = AutoTokenizer.from_pretrained(model_path)
@@ -118,6 +120,7 @@ def pretrain(cfg: PretrainConfig) -> Path:
         "heldout_blocks": len(eval_set),
         "tokens_seen": trainer.state.global_step * cfg.batch_size * cfg.block_size,
         "heldout_perplexity": {"before": before, "after": after},
+        "wall_seconds": round(time.perf_counter() - started, 1),  # this invocation's, from corpus packing on
     })
 
 
