@@ -16,12 +16,10 @@ from typing import Any, Iterable, Iterator
 import numpy as np
 import torch
 
+from ..data.script import converted_texts
 from .vocab import is_cjk
 
 _WORKER: dict[str, Any] = {}
-
-
-from ..data.script import converted_texts
 
 
 def _init_worker(tokenizer_dir: str, segmenter: str | None) -> None:

@@ -20,7 +20,7 @@ from ..data.rows import Row
 from ..errors import ConfigError, DataError
 from ..evaluation import Report
 from .adapter_folders import base_model_of, is_adapter, load_adapter
-from .hf_auto import register_saved
+from .hf_auto import base_config_class, register_saved
 from .options import TaskOptions
 
 
@@ -237,8 +237,6 @@ def model_class_for(auto: Any, config: Any, refusal: str) -> type:
     """The class an HF Auto class (``AutoModel``, ...) builds for ``config``; a ConfigError starting with
     ``refusal`` where it has none (a model type it does not know). A langbert model type maps to HF's class
     for its encoder: the body and head langbert builds on."""
-    from .hf_auto import base_config_class
-
     try:
         return auto._model_mapping[base_config_class(type(config))]
     except KeyError as exc:

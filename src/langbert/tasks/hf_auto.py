@@ -94,11 +94,6 @@ def register_families(families: tuple[str, ...] = FAMILIES) -> None:
             register_family(family)
 
 
-def langbert_config(config: Any) -> Any:
-    """``config`` as its langbert type (same values): a model built with it is saved under that type."""
-    return as_langbert_type(config, True)
-
-
 def as_langbert_type(config: Any, own_head: bool) -> Any:
     """``config`` under its langbert type where the model has a head of langbert's own (``own_head``),
     else under the encoder's type (a langbert folder fine-tuned again with an HF head)."""

@@ -14,7 +14,7 @@ from ..errors import DataError
 from ..evaluation import Report, multi_label_report, regression_report, single_label_report
 from .base import Task, register_task
 from .heads import from_pretrained_for_finetuning
-from .hf_auto import langbert_config
+from .hf_auto import as_langbert_type
 from .options import ClassificationOptions, MultiLabelOptions
 from .pooling import POOLING_KEY, mean_pooled_class, resolve_pooling
 
@@ -60,7 +60,7 @@ class SequenceClassificationTask(Task):
         )
         model_class = AutoModelForSequenceClassification
         if self.pooling == "mean":
-            config = langbert_config(config)
+            config = as_langbert_type(config, True)
             setattr(config, POOLING_KEY, "mean")
             model_class = mean_pooled_class(config)
         return from_pretrained_for_finetuning(model_class, name_or_path, config, self.head_modules())[0]
@@ -72,7 +72,7 @@ class SequenceClassificationTask(Task):
             from transformers import AutoConfig
 
             # A folder saved before heads had model types of their own says "bert": read as langbert's.
-            config = langbert_config(AutoConfig.from_pretrained(path))
+            config = as_langbert_type(AutoConfig.from_pretrained(path), True)
             return mean_pooled_class(config).from_pretrained(path, config=config, use_safetensors=True)
         return AutoModelForSequenceClassification.from_pretrained(path, use_safetensors=True)
 

@@ -44,8 +44,9 @@ def train(config: TrainConfig, callbacks: Sequence[TrainerCallback] = (), splits
     tokenizer = _fast_tokenizer(config.model, model_path)
     if config.script_conversion:
         declare_conversion(tokenizer, config.script_conversion)
-    unk_rate = _check_vocabulary(tokenizer, converted_rows(splits.train, tokenizer), config.model)
-    train_set = FeatureDataset(task.encode(converted_rows(splits.train, tokenizer), tokenizer, config.max_length))
+    train_rows = converted_rows(splits.train, tokenizer)  # as the tokenizer reads them
+    unk_rate = _check_vocabulary(tokenizer, train_rows, config.model)
+    train_set = FeatureDataset(task.encode(train_rows, tokenizer, config.max_length))
     # Shortest first, evaluated in this order (LangbertTrainer's eval sampler), so the task can line the
     # predictions up with its features and rows, and batches still carry little padding.
     dev_set = FeatureDataset(sorted(task.encode(converted_rows(splits.dev, tokenizer), tokenizer, config.max_length),

@@ -67,8 +67,8 @@ EMBEDDINGS = "word_embeddings"
 
 def embeddings_mode(method: str, requested: str, new_vocabulary: bool) -> str:
     """How ``method`` treats the word embeddings (see ``TrainConfig.peft_embeddings``). After a vocabulary
-    swap the embeddings are the least trained part of the model: a method that leaves them frozen learns
-    next to nothing there (AdaLoRA at the majority class in benchmarks/peft.notes.md)."""
+    swap the embeddings are the least trained part of the model: a method that leaves them frozen stays far
+    below full fine-tuning there (AdaLoRA in benchmarks/peft.notes.md)."""
     spec = get_peft_method(method)
     if requested == "auto":
         return "adapter" if spec.adapts_embeddings else "full" if new_vocabulary else "frozen"
