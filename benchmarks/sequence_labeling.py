@@ -92,6 +92,11 @@ def fine_tune(model: str, dataset: str, out: Path, args, crf: bool, lexicon: Seq
     metrics = {**runs[0][0], "entity_f1": float(np.mean(f1))}
     if len(runs) > 1:
         metrics.update(seeds=dict(zip(args.seeds, [round(v, 4) for v in f1])), std=round(float(np.std(f1)), 4))
+    raw = [m["raw_weights_f1"] for m, _ in runs if "raw_weights_f1" in m]
+    if raw:  # under --ema-decay: the same checkpoints' raw weights, so the average's gain is measured in-run
+        metrics["raw_weights_f1"] = float(np.mean(raw))
+        if len(raw) > 1:
+            metrics["raw_weights_seeds"] = dict(zip(args.seeds, [round(v, 4) for v in raw]))
     return metrics, float(np.mean([w for _, w in runs]))
 
 
@@ -99,13 +104,15 @@ def _fine_tune_once(model: str, dataset: str, out: Path, args, crf: bool, lexico
     config = TrainConfig(task="token-classification", model=model, output_dir=str(out),
                          data=DataConfig(dataset=dataset, max_train_samples=args.train_samples),
                          options={"crf": crf, "crf_lr_scale": args.crf_lr_scale,
-                                  **({"lexicon": list(lexicon)} if lexicon else {})},
+                                  **({"lexicon": list(lexicon), "lexicon_input": args.lexicon_input} if lexicon else {})},
                          epochs=args.epochs, learning_rate=args.learning_rate, batch_size=32, max_length=128,
-                         embedding_lr_scale=args.embedding_lr_scale, eval_steps=10_000, progress=False,
-                         seed=seed)
+                         embedding_lr_scale=args.embedding_lr_scale, eval_steps=args.eval_steps, progress=False,
+                         layer_lr_decay=args.layer_lr_decay, ema_decay=args.ema_decay, seed=seed)
     meta = run_once(out, config, lambda: train(config))
     per_type = json.loads((out / "eval.json").read_text(encoding="utf-8"))["test"]["per_class"]
-    return {**meta["metrics"]["test"], "per_type": per_type}, meta["wall_seconds"]
+    raw = meta.get("metrics_raw_weights", {}).get("test", {})
+    return ({**meta["metrics"]["test"], "per_type": per_type,
+             **({"raw_weights_f1": raw["entity_f1"]} if raw else {})}, meta["wall_seconds"])
 
 
 SYSTEMS = ["crf-baseline", "crf-baseline-lexicon", "as-is", "adapted-crf", "adapted-crf-lexicon", "zh-cws",
@@ -124,6 +131,20 @@ def main() -> None:
                    help="learning-rate multiple for the input embeddings (new rows of an adapted vocabulary)")
     p.add_argument("--crf-lr-scale", type=float, default=100.0,
                    help="learning-rate multiple for the CRF's scores (rows with a CRF head)")
+    p.add_argument("--layer-lr-decay", type=float, default=1.0,
+                   help="neural rows: layer-wise learning-rate decay (1: every layer at the same rate)")
+    p.add_argument("--ema-decay", type=float, default=0.0,
+                   help="neural rows: keep an exponential moving average of the weights (0: off); the row also "
+                        "records the same checkpoint's raw weights' F1 (raw_weights_f1)")
+    p.add_argument("--eval-steps", type=int, default=None,
+                   help="neural rows: evaluate on dev (and keep the best checkpoint) every N steps; default once "
+                        "an epoch")
+    p.add_argument("--lexicon-input", action="store_true",
+                   help="neural -lexicon rows: the encoder reads the lexicon features at its input too "
+                        "(token classification's lexicon_input)")
+    p.add_argument("--variant", default=None,
+                   help="neural rows: an ablation's name, appended to the system (adapted-crf-lexicon-VARIANT) and "
+                        "its work folders, so its rows stand beside the main ones instead of replacing them")
     p.add_argument("--seeds", type=int, nargs="+", default=[42],
                    help="neural rows: one fine-tuning per seed, the mean as the value, each seed's F1 beside it")
     p.add_argument("--skip-as-is", action="store_true")
@@ -144,12 +165,18 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     work = Path(args.work)
     extra = {**({"seed": args.seeds[0]} if len(args.seeds) == 1 else {}), "epochs": args.epochs, "train_samples": args.train_samples or "all",
-             "learning_rate": args.learning_rate, "embedding_lr_scale": args.embedding_lr_scale}
+             "learning_rate": args.learning_rate, "embedding_lr_scale": args.embedding_lr_scale,
+             **({"layer_lr_decay": args.layer_lr_decay} if args.layer_lr_decay != 1 else {}),
+             **({"ema_decay": args.ema_decay} if args.ema_decay else {}), "eval_steps": args.eval_steps or "epoch"}
     suffix, encoder = ("-gpu-encoder", {"encoder_hardware": args.encoder_hardware}) if args.encoder_hardware else ("", {})
+    if args.variant:  # an ablation: rows and work folders of their own
+        suffix, encoder = f"{suffix}-{args.variant}", {**encoder, "variant": args.variant}
+    folder = f"-{args.variant}" if args.variant else ""
     systems = [s for s in args.systems if not (s == "as-is" and args.skip_as_is)]
     previous = RESULTS / "sequence_labeling.json"
     kept = [r for r in (json.loads(previous.read_text()) if previous.exists() else [])
-            if _system_of(r) not in systems or _system_of(r) in CLASSICAL and r["dataset"] not in args.datasets]
+            if _system_of(r) not in systems or r.get("variant") != args.variant
+            or _system_of(r) in CLASSICAL and r["dataset"] not in args.datasets]
     rows: list[dict] = []
 
     def emit(r: dict) -> None:
@@ -188,17 +215,22 @@ def main() -> None:
             crf = "crf" in system
             lexicon = args.lexicon if system.endswith("-lexicon") else []
             head = ("adapted-crf" if crf else "adapted-softmax") + ("-lexicon" if lexicon else "")
-            metrics, wall = fine_tune(adapted, "zh-cws", work / f"cws-{head}", args, crf=crf, lexicon=lexicon)
+            metrics, wall = fine_tune(adapted, "zh-cws", work / f"cws-{head}{folder}", args, crf=crf, lexicon=lexicon)
             emit(row("zh-cws", head + suffix, "word_f1", metrics["entity_f1"], wall, model=adapted, **_encoder(adapted),
-                     **({"lexicon": lexicon} if lexicon else {}), **{k: metrics[k] for k in ("seeds", "std") if k in metrics},
-                     **_crf_extra(args, crf), **encoder, **extra))
+                     **_lexicon(args, lexicon), **_detail(metrics), **_crf_extra(args, crf),
+                     **encoder, **extra))
         else:
             crf = system.startswith("adapted-crf")
             lexicon = args.lexicon if system.endswith("-lexicon") else []
-            metrics, wall = fine_tune(adapted, "zh-ner", work / f"ner-{system}", args, crf=crf, lexicon=lexicon)
+            metrics, wall = fine_tune(adapted, "zh-ner", work / f"ner-{system}{folder}", args, crf=crf, lexicon=lexicon)
             emit(row("zh-ner", system + suffix, "entity_f1", metrics["entity_f1"], wall, model=adapted, **_encoder(adapted),
-                     **({"lexicon": lexicon} if lexicon else {}), **_detail(metrics), **_crf_extra(args, crf),
+                     **_lexicon(args, lexicon), **_detail(metrics), **_crf_extra(args, crf),
                      **encoder, **extra))
+
+
+def _lexicon(args, lexicon: Sequence[str]) -> dict:
+    """What a neural row with lexicon features records about them."""
+    return {"lexicon": list(lexicon), "lexicon_input": args.lexicon_input} if lexicon else {}
 
 
 def _crf_extra(args, crf: bool) -> dict:
@@ -211,6 +243,8 @@ def _system_of(r: dict) -> str:
     a CPU run)."""
     if r.get("encoder_hardware"):
         return r["system"]
+    if r.get("variant"):
+        return _system_of({**r, "system": r["system"].removesuffix(f"-{r['variant']}"), "variant": None})
     if r["system"].startswith("crf-baseline"):
         return "crf-baseline-lexicon" if r["system"].startswith("crf-baseline-lexicon") else "crf-baseline"
     if r["dataset"] == "zh-cws":
@@ -225,7 +259,7 @@ def _detail(found) -> dict:
     keep = ("entity_precision", "entity_recall")
     detail = {k: round(v, 4) for k, v in metrics.items()
               if isinstance(v, (int, float)) and (k in keep or k.endswith("_f1") and k != "entity_f1")}
-    detail.update({k: metrics[k] for k in ("seeds", "std") if k in metrics})
+    detail.update({k: metrics[k] for k in ("seeds", "std", "raw_weights_f1", "raw_weights_seeds") if k in metrics})
     table = found.table if hasattr(found, "table") else metrics.get("per_type")
     if table:
         detail["per_type"] = {r["label"]: {k: round(v, 4) if isinstance(v, float) else v for k, v in r.items()

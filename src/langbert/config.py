@@ -96,6 +96,15 @@ class TrainConfig:
     max_grad_norm: float = 1.0
     embedding_lr_scale: float = 1.0
     """Input embeddings learn at this multiple of ``learning_rate`` (new vocabulary rows after ``adapt``)."""
+    layer_lr_decay: float = 1.0
+    """Layer-wise learning-rate decay: the top transformer layer learns at ``learning_rate``, each layer
+    below at this multiple of the one above, the embeddings below the bottom layer (times
+    ``embedding_lr_scale`` for the word embeddings); the task's head at the full rate. 1: all alike."""
+    ema_decay: float = 0.0
+    """Exponential moving average of the trainable weights, updated every optimizer step with this decay
+    (0.999 averages about the last thousand steps): dev evaluation, the checkpoint kept and the saved model
+    read the average, and the dev split is also scored on the raw weights (``eval_raw_*`` in
+    metrics.jsonl). 0: off."""
     dropout: float | None = None
     """Override the model's hidden, attention and classifier dropout."""
     eval_steps: int | None = None
@@ -153,6 +162,14 @@ class TrainConfig:
             raise ConfigError(f"embedding_lr_scale must be > 0, got {self.embedding_lr_scale}")
         if not isinstance(self.options, dict):
             raise ConfigError(f"options must be a mapping of the task's options, got {self.options!r}")
+        if not 0 < self.layer_lr_decay <= 1 or not 0 <= self.ema_decay < 1:
+            raise ConfigError(f"layer_lr_decay must be in (0, 1] and ema_decay in [0, 1), got "
+                              f"{self.layer_lr_decay} and {self.ema_decay}")
+        if self.method != "finetune" and (self.layer_lr_decay != 1 or self.ema_decay):
+            raise ConfigError(f"layer_lr_decay and ema_decay shape fine-tuning; method {self.method} does not use them")
+        if self.peft != "none" and self.layer_lr_decay != 1:
+            raise ConfigError("layer_lr_decay applies to full fine-tuning (peft none): under peft an adapter learns "
+                              "at peft_learning_rate")
         if self.dropout is not None and not 0 <= self.dropout < 1:
             raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
         if self.eval_steps is not None and self.eval_steps < 1:

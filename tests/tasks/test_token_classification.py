@@ -391,8 +391,11 @@ def test_strict_bmes_spans_must_end_with_e():
     assert tags_to_spans(tags, "BMES") == [(0, 2, "W"), (3, 5, "W"), (5, 6, "W"), (6, 7, "W"), (7, 8, "W")]
 
 
-@pytest.mark.parametrize("crf", [False, True])
-def test_a_lexicon_model_overfits_reloads_serves_and_exports(tmp_path, tiny_model_dir, crf):
+@pytest.mark.parametrize("crf,lexicon_input", [(False, False), (True, False), (True, True)],
+                         ids=["softmax", "crf", "crf-lexicon-input"])
+def test_a_lexicon_model_overfits_reloads_serves_and_exports(tmp_path, tiny_model_dir, crf, lexicon_input):
+    from safetensors.torch import load_file
+
     from langbert.data.lexicon import Lexicon
     from langbert.inference.export import export_onnx
 
@@ -400,8 +403,10 @@ def test_a_lexicon_model_overfits_reloads_serves_and_exports(tmp_path, tiny_mode
     words.write_text("北京\t10\n上海\t8\niphone\t3\tPRD\n", encoding="utf-8")
     config = tiny_train_config(tmp_path, tiny_model_dir, _rows(tmp_path), task="token-classification", crf=crf,
                                lexicon=[str(words), "train"], lexicon_folds=2, max_steps=150, eval_steps=75,
-                               dropout=0.0, learning_rate=5e-3)
+                               dropout=0.0, learning_rate=5e-3, lexicon_input=lexicon_input)
     out = train(config)
+    embedded = [k for k in load_file(str(out / "model.safetensors")) if k.startswith("lexicon_embed")]
+    assert embedded == (["lexicon_embed.weight"] if lexicon_input else [])
     texts = [t for t, _ in NER]
     first = Predictor.load(out).predict(texts)
     assert [[(s["start"], s["end"], s["type"]) for s in p["spans"]] for p in first] == [e for _, e in NER]
@@ -449,3 +454,32 @@ def test_the_lexicon_changes_what_the_model_reads_and_training_text_reads_it_out
         for start, end, kind in row.label:
             if row.text[start:end] not in own_fold[row.text].entries:
                 assert names.index(f"B-{kind}") not in feature["lexicon"][start + 1]
+
+
+def test_lexicon_input_starts_at_zero_and_reaches_the_encoder(tmp_path, tiny_model_dir):
+    """A new input embedding of the lexicon leaves the pretrained encoder's output as it was, and once
+    trained (here: set) it changes what every layer reads, not only the classifier."""
+    import torch
+
+    from langbert.data.rows import Row
+    from langbert.tasks import create_task
+
+    words = tmp_path / "words.tsv"
+    words.write_text("北京\t10\n", encoding="utf-8")
+    task = create_task("token-classification", {"lexicon": [str(words)], "lexicon_input": True})
+    task.fit([Row(text=t, label=e) for t, e in NER])
+    model = task.build_model(tiny_model_dir, dropout=0.0).eval()
+    assert model.lexicon_embed.weight.abs().sum() == 0
+    assert task.head_modules() == ["classifier", "lexicon_proj", "lexicon_embed"]
+    assert sum(len(p) for p, _ in task.lr_scaled_parameters()) == 3  # projection weight and bias, embedding
+    ids = torch.tensor([[2, 10, 11, 3]])
+    lexicon = torch.zeros(1, 4, model.lexicon_proj.in_features)
+    lexicon[0, 1:3, 0] = 1.0
+    hidden = lambda: model.bert(inputs_embeds=model.bert.get_input_embeddings()(ids)).last_hidden_state  # noqa: E731
+    with torch.no_grad():
+        before = model(input_ids=ids, lexicon=lexicon).logits
+        expected = model.classifier(hidden() + model.lexicon_proj(lexicon))
+        torch.testing.assert_close(before, expected)
+        model.lexicon_embed.weight.normal_()
+        after = model(input_ids=ids, lexicon=lexicon).logits
+    assert (after - before)[0, 0].abs().max() > 1e-3  # [CLS] carries no lexicon word: it changed through attention

@@ -9,6 +9,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
 import torch
 from safetensors.torch import load_file
 from transformers import TrainerCallback
@@ -30,8 +31,10 @@ KILLED_RUN = textwrap.dedent("""
             if state.global_step == 25:  # after checkpoint-20 is complete, before checkpoint-30
                 os.kill(os.getpid(), signal.SIGKILL)
 
-    tmp, model, data = Path(sys.argv[1]), sys.argv[2], Path(sys.argv[3])
-    train(tiny_train_config(tmp, model, data, max_steps=40, eval_steps=10, batch_size=4), callbacks=[KillAt()])
+    tmp, model, data, ema = Path(sys.argv[1]), sys.argv[2], Path(sys.argv[3]), float(sys.argv[4])
+    train(tiny_train_config(tmp, model, data, max_steps=40, eval_steps=10, batch_size=4, ema_decay=ema,
+                            metric="loss"),
+          callbacks=[KillAt()])
 """)
 
 
@@ -39,14 +42,18 @@ def _final_weights(out: Path) -> dict:
     return load_file(str(out / "model.safetensors"))
 
 
-def test_sigkill_then_resume_matches_uninterrupted(tmp_path, tiny_model_dir):
+@pytest.mark.parametrize("ema", [0.0, 0.8], ids=["raw", "weight-average"])
+def test_sigkill_then_resume_matches_uninterrupted(tmp_path, tiny_model_dir, ema):
+    """With a weight average, the average resumes too: a fresh one would give other final weights."""
     data = write_jsonl(tmp_path / "train.jsonl", [{"text": t, "label": l} for t, l in SENTIMENT])
 
-    reference = train(tiny_train_config(tmp_path / "ref", tiny_model_dir, data, max_steps=40, eval_steps=10, batch_size=4))
+    # dev loss keeps falling, so the checkpoint kept is the last, trained after the resume
+    reference = train(tiny_train_config(tmp_path / "ref", tiny_model_dir, data, max_steps=40, eval_steps=10, batch_size=4,
+                                        ema_decay=ema, metric="loss"))
 
     killed_dir = tmp_path / "killed"
     env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
-    proc = subprocess.run([sys.executable, "-c", KILLED_RUN, str(killed_dir), tiny_model_dir, str(data)],
+    proc = subprocess.run([sys.executable, "-c", KILLED_RUN, str(killed_dir), tiny_model_dir, str(data), str(ema)],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == -9, proc.stderr[-2000:]
     ckpts = killed_dir / "out" / "checkpoints"
@@ -63,7 +70,7 @@ def test_sigkill_then_resume_matches_uninterrupted(tmp_path, tiny_model_dir):
             FirstStep.first = FirstStep.first or state.global_step
 
     resumed = train(tiny_train_config(killed_dir, tiny_model_dir, data, max_steps=40, eval_steps=10, batch_size=4,
-                                      resume=True), callbacks=[FirstStep()])
+                                      resume=True, ema_decay=ema, metric="loss"), callbacks=[FirstStep()])
     assert FirstStep.first == 21, "did not continue from checkpoint-20 (a restart from scratch would also match)"
     assert not (ckpts / "checkpoint-30" / "model.safetensors").read_bytes() == b"partial"
 

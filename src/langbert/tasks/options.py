@@ -79,6 +79,10 @@ class TokenClassificationOptions(WindowOptions):
     """Folds of the out-of-fold training-split lexicon (a training sentence sees the other folds' entries)."""
     lexicon_lr_scale: float = 10.0
     """The lexicon projection (new, small) learns at this multiple of the learning rate."""
+    lexicon_input: bool = False
+    """The encoder reads the lexicon features too: their embedding (starting at zero) is added to each
+    character's word embedding, so every layer sees which lexicon words cover it and its neighbours
+    (lexicon-enhanced BERT, Liu et al., ACL 2021, at the bottom layer); the output projection stays."""
 
     def __post_init__(self) -> None:
         super().__post_init__()

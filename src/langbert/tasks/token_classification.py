@@ -68,13 +68,28 @@ def _ignoring_crf_keys(base: type) -> type:
 
 def _emissions(model: Any, input_ids: Any, attention_mask: Any, token_type_ids: Any, lexicon: Any) -> torch.Tensor:
     """The classifier's scores per token: the encoder's output after its dropout, plus the projected
-    lexicon features where the model has them (so no lexicon evidence is dropped)."""
+    lexicon features where the model has them (so no lexicon evidence is dropped). A model that also reads
+    them at its input (``lexicon_input``) adds their embedding to each token's word embedding, so every
+    layer can weigh a character's lexicon words against its neighbours'."""
+    encoder = getattr(model, model.base_model_prefix)
     inputs = {k: v for k, v in {"input_ids": input_ids, "attention_mask": attention_mask,
                                 "token_type_ids": token_type_ids}.items() if v is not None}
-    hidden = model.dropout(getattr(model, model.base_model_prefix)(**inputs).last_hidden_state)
+    if lexicon is not None and getattr(model, "lexicon_embed", None) is not None:
+        words = encoder.get_input_embeddings()(inputs.pop("input_ids"))
+        inputs["inputs_embeds"] = words + model.lexicon_embed(lexicon.to(words.dtype))
+    hidden = model.dropout(encoder(**inputs).last_hidden_state)
     if lexicon is not None:
         hidden = hidden + model.lexicon_proj(lexicon.to(hidden.dtype))
     return model.classifier(hidden)
+
+
+def _add_lexicon_modules(model: Any, config: Any) -> None:
+    """The lexicon features' projection onto the encoder's output (``lexicon_proj``) and, where the config
+    says the input reads them too, their embedding beside the word embeddings (``lexicon_embed``)."""
+    lexicon = getattr(config, LEXICON_KEY, None) or {}
+    model.lexicon_proj = torch.nn.Linear(lexicon["features"], config.hidden_size) if lexicon else None
+    model.lexicon_embed = (torch.nn.Linear(lexicon["features"], config.hidden_size, bias=False)
+                           if lexicon.get("input") else None)
 
 
 @lru_cache(maxsize=None)
@@ -84,7 +99,7 @@ def _with_lexicon(base: type) -> type:
 
     def __init__(self, config):
         base.__init__(self, config)
-        self.lexicon_proj = torch.nn.Linear(getattr(config, LEXICON_KEY)["features"], config.hidden_size)
+        _add_lexicon_modules(self, config)
         self.post_init()
 
     def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, lexicon=None, labels=None):
@@ -110,8 +125,7 @@ def _auto_head(config_class: type) -> type:
 
     def __init__(self, config):
         base.__init__(self, config)
-        lexicon = getattr(config, LEXICON_KEY, None)
-        self.lexicon_proj = torch.nn.Linear(lexicon["features"], config.hidden_size) if lexicon else None
+        _add_lexicon_modules(self, config)
         crf = getattr(config, CRF_KEY, None)
         self.crf = CRF([config.id2label[i] for i in range(config.num_labels)], crf["scheme"]) if crf else None
         self.post_init()
@@ -156,7 +170,7 @@ class TokenClassification(Task):
         self._crf_module: CRF | None = None
         self.lexicon: Any = None
         """A ``Lexicon`` (a ``FoldedLexicon`` while training on a training-split lexicon); None without."""
-        self._model_lexicon: Any = None
+        self._model_lexicon: list[Any] = []
         self._lexicon_digest: str | None = None
 
     def state(self) -> dict[str, Any]:
@@ -230,7 +244,7 @@ class TokenClassification(Task):
                                             label2id={t: i for i, t in enumerate(self.labels)}, **overrides)
         if self.lexicon is not None:
             setattr(config, LEXICON_KEY, {"features": len(whole(self.lexicon).feature_names()),
-                                          "sources": self.options.lexicon})
+                                          "sources": self.options.lexicon, "input": self.options.lexicon_input})
         elif hasattr(config, LEXICON_KEY):  # a lexicon model fine-tuned again without one
             delattr(config, LEXICON_KEY)
         if self.crf:
@@ -242,7 +256,11 @@ class TokenClassification(Task):
         model, carried_on = from_pretrained_for_finetuning(self._model_class(config), name_or_path, config,
                                                            self.head_modules())
         model = self._attach_crf(model)
-        self._model_lexicon = getattr(model, "lexicon_proj", None)
+        embed = getattr(model, "lexicon_embed", None)
+        if embed is not None and not (getattr(AutoConfig.from_pretrained(name_or_path), LEXICON_KEY, None) or {}).get("input"):
+            # New: the encoder starts reading exactly what its pretraining fed it, the lexicon fading in.
+            torch.nn.init.zeros_(embed.weight)
+        self._model_lexicon = [m for m in (getattr(model, "lexicon_proj", None), embed) if m is not None]
         if self.crf and carried_on and (Path(name_or_path) / CRF_FILE).is_file():
             # The transitions were learned for these tags too: they carry on with the emissions.
             model.crf.load_state_dict(_saved_crf(name_or_path))
@@ -286,7 +304,8 @@ class TokenClassification(Task):
         return model
 
     def head_modules(self) -> list[str]:
-        return ["classifier", *(["crf"] if self.crf else []), *(["lexicon_proj"] if self.lexicon is not None else [])]
+        lexicon = ["lexicon_proj", *(["lexicon_embed"] if self.options.lexicon_input else [])] if self.lexicon is not None else []
+        return ["classifier", *(["crf"] if self.crf else []), *lexicon]
 
     def bind(self, model: Any) -> None:
         """Point at the CRF and lexicon projection the model really trains: peft copies a
@@ -294,13 +313,13 @@ class TokenClassification(Task):
         from then on. PeftModel forwards attribute lookups down to the HF model."""
         if self.crf:
             self._crf_module = _trained_copy(model.crf)
-        if getattr(model, "lexicon_proj", None) is not None:
-            self._model_lexicon = _trained_copy(model.lexicon_proj)
+        self._model_lexicon = [_trained_copy(getattr(model, name)) for name in ("lexicon_proj", "lexicon_embed")
+                               if getattr(model, name, None) is not None]
 
     def lr_scaled_parameters(self) -> list[tuple[list[Any], float]]:
         scaled = [(list(self._crf_module.parameters()), self.options.crf_lr_scale)] if self.crf else []
-        if self._model_lexicon is not None:
-            scaled.append((list(self._model_lexicon.parameters()), self.options.lexicon_lr_scale))
+        if self._model_lexicon:
+            scaled.append(([p for m in self._model_lexicon for p in m.parameters()], self.options.lexicon_lr_scale))
         return scaled
 
     def attach_exported(self, model: Any, path: str) -> None:

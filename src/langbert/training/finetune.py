@@ -30,8 +30,10 @@ from ..tasks import Task, create_task
 from ..tasks.forward import forward_batches
 from ..tasks.heads import checkpoint_order
 from . import peft, setfit
+from .layer_decay import layer_scales
 from .run import RunFolder, finish, open_run, prepare_model, save_model, shared_arguments, train_from
 from .trainer import FeatureDataset, LangbertTrainer, MetricsJsonl
+from .weight_average import UpdateAverage, WeightAverage, trainable_weights, weights_applied
 
 logger = logging.getLogger(__name__)
 
@@ -62,9 +64,16 @@ def train(config: TrainConfig, callbacks: Sequence[TrainerCallback] = (), splits
     if fitted is None:  # not the main process of a distributed run: rank 0 writes the folder
         return run.out
     task.save_extra(fitted.model, run.out)
-    reports = {name: task.evaluate(forward_batches(task, fitted.model, tokenizer, rows, config.max_length,
-                                                   config.eval_batch_size), rows)
-               for name, rows in (("dev", splits.dev), ("test", splits.test)) if rows}
+
+    def score() -> dict:
+        return {name: task.evaluate(forward_batches(task, fitted.model, tokenizer, rows, config.max_length,
+                                                    config.eval_batch_size), rows)
+                for name, rows in (("dev", splits.dev), ("test", splits.test)) if rows}
+
+    reports = score()
+    if fitted.raw_weights is not None:  # what the average gave: the same checkpoint's raw weights, scored
+        with weights_applied(fitted.model, fitted.raw_weights):
+            fitted.extra["metrics_raw_weights"] = {name: r.metrics for name, r in score().items()}
     metric = config.metric or task.default_metric
     write_reports(reports, run.out, title=f"{config.task} on {splits.source}", note=fitted.note)
     return finish(run.out, metric, f"{config.task}: training loss and dev {metric}", {
@@ -93,6 +102,8 @@ class Fitted:
     best_checkpoint: str | None = None
     best_metric: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    raw_weights: dict[str, torch.Tensor] | None = None
+    """Under ``ema_decay``, the kept checkpoint's own weights (the model holds their average)."""
 
 
 def _finetune(config, task, model, tokenizer, train_set, dev_set, run, callbacks) -> Fitted | None:
@@ -106,16 +117,25 @@ def _finetune(config, task, model, tokenizer, train_set, dev_set, run, callbacks
                               callbacks=[*_callbacks(config, run), *extra, *callbacks])
     trainer.keep_checkpoints = config.keep_checkpoints
     # Rows of a transferred vocabulary start where no training put them, the body is already trained.
-    # Under peft everything trained already takes the adapter's larger rate.
+    # Under peft everything trained already takes the adapter's larger rate. The multiples compose: a
+    # word embedding under layer decay takes the embeddings' decayed rate times its own scale.
     embeddings = [([model.get_input_embeddings().weight], config.embedding_lr_scale)] if config.peft == "none" else []
-    trainer.lr_scales = [*embeddings, *task.lr_scaled_parameters()]
+    trainer.lr_scales = [*layer_scales(model, config.layer_lr_decay), *embeddings, *task.lr_scaled_parameters()]
+    if config.ema_decay:
+        trainer.weight_average = WeightAverage(model, config.ema_decay)
+        trainer.add_callback(UpdateAverage(trainer.weight_average))
     train_from(trainer, run)
     if not trainer.is_world_process_zero():
         return None
+    raw = None
+    if trainer.weight_average is not None:
+        raw = trainable_weights(trainer.model)
+        trainer.weight_average.copy_to(trainer.model)
     save_model(trainer, tokenizer, run.out)
+    averaged = f" (its exponential moving average of the weights, decay {config.ema_decay})" if raw else ""
     return Fitted(trainer.model, trainer.state.global_step,
-                  f"The checkpoint kept is the one with the best dev `{args.metric_for_best_model}`.",
-                  trainer.state.best_model_checkpoint, trainer.state.best_metric)
+                  f"The checkpoint kept is the one with the best dev `{args.metric_for_best_model}`{averaged}.",
+                  trainer.state.best_model_checkpoint, trainer.state.best_metric, raw_weights=raw)
 
 
 def _setfit(config, task, model, tokenizer, train_set, dev_set, run, callbacks) -> Fitted | None:

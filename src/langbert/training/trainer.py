@@ -10,6 +10,7 @@ import torch
 from transformers import Trainer, TrainerCallback
 
 from . import checkpoints
+from .weight_average import WeightAverage
 
 
 class FeatureDataset(torch.utils.data.Dataset):
@@ -31,7 +32,12 @@ class LangbertTrainer(Trainer):
 
     keep_checkpoints: int = 2
     lr_scales: Sequence[tuple[list[Any], float]] = ()
-    """(parameters, multiple of the learning rate) pairs, each moved into parameter groups of its own."""
+    """(parameters, multiple of the learning rate) pairs, each moved into parameter groups of its own; a
+    parameter named in several takes the product of their multiples."""
+    weight_average: WeightAverage | None = None
+    """Where set, evaluation reads the averaged weights (the raw ones are scored too, as ``eval_raw_*``),
+    each checkpoint saves the average beside the raw weights, and loading a checkpoint (resume, best
+    model) loads its average too."""
 
     def __init__(self, *args: Any, compute_loss_func: Any = None, **kwargs: Any):
         super().__init__(*args, **kwargs)
@@ -55,6 +61,28 @@ class LangbertTrainer(Trainer):
         outputs = model(**inputs)
         loss = self.batch_mean_loss(outputs, labels)
         return (loss, outputs) if return_outputs else loss
+
+    def evaluate(self, eval_dataset: Any = None, ignore_keys: Any = None, metric_key_prefix: str = "eval"):
+        if self.weight_average is None:
+            return super().evaluate(eval_dataset, ignore_keys, metric_key_prefix)
+        # The raw weights' scores are logged only: early stopping and the best checkpoint follow the average.
+        loader = self.get_eval_dataloader(eval_dataset)
+        raw = self.evaluation_loop(loader, description="Evaluation (raw weights)", ignore_keys=ignore_keys,
+                                   metric_key_prefix=f"{metric_key_prefix}_raw")
+        self.log(raw.metrics)
+        with self.weight_average.applied(self.model):
+            return super().evaluate(eval_dataset, ignore_keys, metric_key_prefix)
+
+    def _load_from_checkpoint(self, resume_from_checkpoint: str, model: Any = None) -> None:
+        super()._load_from_checkpoint(resume_from_checkpoint, model)
+        if self.weight_average is not None and not self.weight_average.load(resume_from_checkpoint):
+            raise FileNotFoundError(f"{resume_from_checkpoint} holds no weight average: it was saved by a run "
+                                    "without ema_decay")
+
+    def _load_best_model(self) -> None:
+        super()._load_best_model()
+        if self.weight_average is not None:
+            self.weight_average.load(self.state.best_model_checkpoint)
 
     def _get_eval_sampler(self, eval_dataset: Any) -> Any:
         # HF evaluates in length-grouped random order when training groups by length; the dev features are
@@ -88,12 +116,15 @@ class LangbertTrainer(Trainer):
                     group["params"] = [p for p in group["params"] if id(p) not in ids]
                     optimizer.add_param_group({**{k: v for k, v in group.items() if k != "params"},
                                                "params": moved, "lr": group["lr"] * scale})
+        optimizer.param_groups[:] = [g for g in optimizer.param_groups if g["params"]]
         return optimizer
 
     def _save_checkpoint(self, model: Any, trial: Any) -> None:
         super()._save_checkpoint(model, trial)
         if self.args.should_save:
             folder = Path(self._get_output_dir(trial)) / f"checkpoint-{self.state.global_step}"
+            if self.weight_average is not None:
+                self.weight_average.save(folder)
             checkpoints.mark_complete(folder)
             checkpoints.rotate(folder.parent, self.keep_checkpoints, self.state.best_model_checkpoint)
 
