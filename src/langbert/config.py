@@ -102,8 +102,8 @@ class TrainConfig:
     ``embedding_lr_scale`` for the word embeddings); the task's head at the full rate. 1: all alike."""
     ema_decay: float = 0.0
     """Exponential moving average of the trainable weights, updated every optimizer step with this decay
-    (0.999 averages about the last thousand steps): dev evaluation, the checkpoint kept and the saved model
-    read the average, and the dev split is also scored on the raw weights (``eval_raw_*`` in
+    (smaller over the first updates, see docs/training.md): dev evaluation, the checkpoint kept and the
+    saved model read the average, and the dev split is also scored on the raw weights (``eval_raw_*`` in
     metrics.jsonl). 0: off."""
     dropout: float | None = None
     """Override the model's hidden, attention and classifier dropout."""

@@ -75,14 +75,15 @@ class LangbertTrainer(Trainer):
 
     def _load_from_checkpoint(self, resume_from_checkpoint: str, model: Any = None) -> None:
         super()._load_from_checkpoint(resume_from_checkpoint, model)
-        if self.weight_average is not None and not self.weight_average.load(resume_from_checkpoint):
-            raise FileNotFoundError(f"{resume_from_checkpoint} holds no weight average: it was saved by a run "
-                                    "without ema_decay")
+        self._load_average(resume_from_checkpoint)
 
     def _load_best_model(self) -> None:
         super()._load_best_model()
-        if self.weight_average is not None:
-            self.weight_average.load(self.state.best_model_checkpoint)
+        self._load_average(self.state.best_model_checkpoint)
+
+    def _load_average(self, folder: str) -> None:
+        if self.weight_average is not None and not self.weight_average.load(folder):
+            raise FileNotFoundError(f"{folder} holds no weight average: it was saved by a run without ema_decay")
 
     def _get_eval_sampler(self, eval_dataset: Any) -> Any:
         # HF evaluates in length-grouped random order when training groups by length; the dev features are
