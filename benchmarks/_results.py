@@ -102,7 +102,7 @@ SUMMARY = [
     ("sequence_labeling", "zh-cws", "word_f1", "crf-baseline-lexicon", "crf-baseline",
      "word segmentation, classical CRF with lexicon features"),
     ("sequence_labeling", "zh-cws", "word_f1", "adapted-crf-lexicon", "crf-baseline-lexicon",
-     "word segmentation, CRF head with lexicon features, CPU-pretrained encoder"),
+     "word segmentation, CRF head with lexicon features, CPU-pretrained encoder, mean of 2 seeds"),
     ("sequence_labeling", "zh-cws", "word_f1", "adapted-crf-gpu-encoder", "crf-baseline", "word segmentation, CRF head"),
     ("question_answering", "zh-ner-first-entity-qa", "test_f1", "adapted", "as-is", "extractive QA check"),
     ("peft", "zh-sentiment", "test_accuracy", "lora", "full", "LoRA (1.4% of the weights, its defaults) vs full fine-tuning"),
