@@ -92,6 +92,11 @@ def _add_lexicon_modules(model: Any, config: Any) -> None:
                            if lexicon.get("input") else None)
 
 
+def _lexicon_modules(model: Any) -> list[Any]:
+    """The lexicon modules ``_add_lexicon_modules`` gave ``model`` (a peft wrapper's lookups reach them)."""
+    return [m for m in (getattr(model, "lexicon_proj", None), getattr(model, "lexicon_embed", None)) if m is not None]
+
+
 @lru_cache(maxsize=None)
 def _with_lexicon(base: type) -> type:
     """``base`` (an HF ``*ForTokenClassification``) whose classifier also reads the lexicon features: a
@@ -242,6 +247,7 @@ class TokenClassification(Task):
                      "classifier_dropout": dropout} if dropout is not None else {}
         config = AutoConfig.from_pretrained(name_or_path, id2label=dict(enumerate(self.labels)),
                                             label2id={t: i for i, t in enumerate(self.labels)}, **overrides)
+        read_lexicon_input = (getattr(config, LEXICON_KEY, None) or {}).get("input", False)  # the checkpoint's own
         if self.lexicon is not None:
             setattr(config, LEXICON_KEY, {"features": len(whole(self.lexicon).feature_names()),
                                           "sources": self.options.lexicon, "input": self.options.lexicon_input})
@@ -256,11 +262,10 @@ class TokenClassification(Task):
         model, carried_on = from_pretrained_for_finetuning(self._model_class(config), name_or_path, config,
                                                            self.head_modules())
         model = self._attach_crf(model)
-        embed = getattr(model, "lexicon_embed", None)
-        if embed is not None and not (getattr(AutoConfig.from_pretrained(name_or_path), LEXICON_KEY, None) or {}).get("input"):
+        if getattr(model, "lexicon_embed", None) is not None and not read_lexicon_input:
             # New: the encoder starts reading exactly what its pretraining fed it, the lexicon fading in.
-            torch.nn.init.zeros_(embed.weight)
-        self._model_lexicon = [m for m in (getattr(model, "lexicon_proj", None), embed) if m is not None]
+            torch.nn.init.zeros_(model.lexicon_embed.weight)
+        self._model_lexicon = _lexicon_modules(model)
         if self.crf and carried_on and (Path(name_or_path) / CRF_FILE).is_file():
             # The transitions were learned for these tags too: they carry on with the emissions.
             model.crf.load_state_dict(_saved_crf(name_or_path))
@@ -313,8 +318,7 @@ class TokenClassification(Task):
         from then on. PeftModel forwards attribute lookups down to the HF model."""
         if self.crf:
             self._crf_module = _trained_copy(model.crf)
-        self._model_lexicon = [_trained_copy(getattr(model, name)) for name in ("lexicon_proj", "lexicon_embed")
-                               if getattr(model, name, None) is not None]
+        self._model_lexicon = [_trained_copy(m) for m in _lexicon_modules(model)]
 
     def lr_scaled_parameters(self) -> list[tuple[list[Any], float]]:
         scaled = [(list(self._crf_module.parameters()), self.options.crf_lr_scale)] if self.crf else []

@@ -15,7 +15,7 @@ from typing import Any, Iterator
 
 import torch
 from safetensors import safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from transformers import TrainerCallback
 
 FILE = "weight_average.safetensors"
@@ -31,13 +31,15 @@ class WeightAverage:
             raise ValueError(f"decay must be in (0, 1), got {decay}")
         self.decay = decay
         self.updates = 0
-        self.names = [n for n, p in model.named_parameters() if p.requires_grad]
-        params = dict(model.named_parameters())
-        self.average = {n: params[n].detach().float().clone() for n in self.names}
+        self.average = {n: w.float() for n, w in trainable_weights(model).items()}
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.average)
 
     def _params(self, model: torch.nn.Module) -> list[torch.Tensor]:
         params = dict(model.named_parameters())
-        return [params[n] for n in self.names]
+        return [params[n] for n in self.average]
 
     @torch.no_grad()
     def update(self, model: torch.nn.Module) -> None:
@@ -64,12 +66,11 @@ class WeightAverage:
         if not path.is_file():
             return False
         with safe_open(str(path), framework="pt") as f:
+            missing = sorted(set(self.average) - set(f.keys()))
+            if missing:
+                raise ValueError(f"{path}: no average for {missing[:3]}{' ...' if len(missing) > 3 else ''}")
             self.updates = int(f.metadata().get("updates", 0))
-        loaded = load_file(str(path))
-        missing = sorted(set(self.names) - set(loaded))
-        if missing:
-            raise ValueError(f"{path}: no average for {missing[:3]}{' ...' if len(missing) > 3 else ''}")
-        self.average = {n: loaded[n].float() for n in self.names}
+            self.average = {n: f.get_tensor(n).float() for n in self.average}
         return True
 
 
