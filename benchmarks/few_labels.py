@@ -7,8 +7,19 @@ regression), ``finetune`` (the ``zh-sentiment-demo`` recipe, ``min_steps`` inclu
 labels at all: ``zh-sentiment@0``). Every neural system starts from ``--model``, the checkpoint the
 packaged pretraining recipe leaves (adapted, masked-LM continued on the CPU, with its head).
 
+Self-training systems also read the rest of the training split with its labels removed (the unlabelled
+reviews a team with N labels has; the pretraining corpus holds the same texts): ``self-training``
+(``finetune``, then ``--self-training-rounds`` rounds on its surest pseudo-labels), ``co-training`` (the
+same, its pseudo-labels from the model's probabilities averaged with TF-IDF + LR's: ``pseudo_label_teacher
+model+tfidf``), ``setfit-co-training`` (the same with SetFit as the first teacher) and their peer
+``tfidf-lr-self-training`` (TF-IDF + LR labelling the same pool, the same
+share kept per label by the same rule). Their first teacher is the ``finetune`` (or ``setfit``) run of the
+same subset where it has finished (the same settings; its folder is copied in as round 0, its time added).
+
     python benchmarks/few_labels.py --model benchmarks/work/few_labels/pretrained
     python benchmarks/few_labels.py --model ... --sizes 100 --seeds 0 --systems tfidf-lr setfit   # one point
+    python benchmarks/few_labels.py --model ... --sizes 100 500 --no-zero-shot \
+        --systems tfidf-lr-self-training self-training
 """
 
 from __future__ import annotations
@@ -17,9 +28,12 @@ import argparse
 import json
 import logging
 import random
+import shutil
 import statistics
 import sys
+import time
 from collections import defaultdict
+from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -28,11 +42,16 @@ from _results import RESULTS, row, run_once, write_rows  # noqa: E402
 from langbert.config import load_recipe  # noqa: E402
 from langbert.data import get_builtin  # noqa: E402
 from langbert.data.loading import Splits  # noqa: E402
-from langbert.evaluation.baselines import tfidf_logreg  # noqa: E402
+from langbert.evaluation.baselines import fit_tfidf_logreg, tfidf_logreg  # noqa: E402
 from langbert.recipes import recipe_path  # noqa: E402
 from langbert.training import train  # noqa: E402
+from langbert.training.self_training import select_confident  # noqa: E402
 
-SYSTEMS = ["tfidf-lr", "finetune", "setfit", "cloze"]
+SYSTEMS = ["tfidf-lr", "finetune", "setfit", "cloze", "tfidf-lr-self-training", "self-training", "co-training",
+           "setfit-co-training"]
+SELF_TRAINED = {"self-training": "finetune", "co-training": "finetune", "setfit-co-training": "setfit"}
+"""Each self-training system and the system its first teacher is."""
+DEFAULT_SYSTEMS = SYSTEMS[:4]
 PATTERN = "{text}。总之很[MASK]。"
 VERBALIZER = "positive=好,negative=差"
 
@@ -48,24 +67,52 @@ def subset(rows: list, n: int, seed: int) -> list:
     return rng.sample(rows, n)
 
 
-def neural(system: str, model: str, splits: Splits, folder: Path, seed: int, args) -> tuple[float, float, float]:
-    """Test accuracy, wall seconds of the whole run, and seconds of its training loop."""
+def tfidf_self_training(few: list, pool: list, test: list, seed: int, args) -> tuple[float, float]:
+    """TF-IDF + LR given the same unlabelled pool: each round labels it, keeps the surest share per label
+    (``select_confident``, as langbert's self-training does) and refits on labels plus pseudo-labels."""
+    start = time.perf_counter()
+    model = fit_tfidf_logreg(few, seed)
+    for _ in range(args.self_training_rounds):
+        probabilities = model.predict_proba([r.text for r in pool])
+        predicted = [(str(model.classes_[p.argmax()]), float(p.max())) for p in probabilities]
+        keep = select_confident(predicted, args.pseudo_label_fraction)
+        model = fit_tfidf_logreg(few + [replace(pool[i], label=predicted[i][0]) for i in keep], seed)
+    accuracy = statistics.mean(float(p == r.label) for p, r in zip(model.predict([r.text for r in test]), test))
+    return accuracy, time.perf_counter() - start
+
+
+def neural(system: str, model: str, splits: Splits, folder: Path, seed: int, args,
+           pool: list | None = None) -> tuple[float, float, float, dict]:
+    """Test accuracy, wall seconds of the whole run, seconds of its (last) training loop, and extra fields."""
     overrides = {"model": model, "output_dir": str(folder), "seed": seed, "progress": False,
                  "batch_size": args.batch_size}
+    if system in SELF_TRAINED:
+        overrides.update(self_training_rounds=args.self_training_rounds,
+                         pseudo_label_fraction=args.pseudo_label_fraction,
+                         pseudo_label_teacher="model" if system == "self-training" else "model+tfidf")
+        teacher = folder.parent / folder.name.replace(system, SELF_TRAINED[system], 1)
+        if (teacher / "langbert.json").exists() and not (folder / "self-training" / "round-0").exists():
+            shutil.copytree(teacher, folder / "self-training" / "round-0", ignore=shutil.ignore_patterns("checkpoints"))
     if system.startswith("cloze-zero-shot"):
         overrides.update(task="cloze-classification", method="zero-shot", pattern=args.pattern,
                          verbalizer=args.verbalizer, calibrate=not system.endswith("uncalibrated"))
-    if system == "setfit":
+    if SELF_TRAINED.get(system, system) == "setfit":
         # Pairs per text so that every size draws about --setfit-pairs pairs (SetFit's iterations, scaled).
         overrides.update(method="setfit", epochs=1.0, min_steps=0,
                          setfit_iterations=max(1, round(args.setfit_pairs / (2 * len(splits.train)))))
     elif system == "cloze":
         overrides.update(task="cloze-classification", pattern=args.pattern, verbalizer=args.verbalizer)
     config = load_recipe(recipe_path("zh-sentiment-demo"), overrides)
-    meta = run_once(folder, config, lambda: train(config, splits=splits))
+    meta = run_once(folder, config, lambda: train(config, splits=splits, unlabeled=pool))
     logged = [json.loads(l) for l in (folder / "metrics.jsonl").read_text().splitlines() if l.strip()]
     loop = next((l["train_runtime"] for l in logged if "train_runtime" in l), 0.0)
-    return meta["metrics"]["test"]["accuracy"], meta["wall_seconds"], float(loop)
+    extra, wall = {}, meta["wall_seconds"]
+    if "self_training" in meta:  # what the first teacher scored, and what each round kept
+        first = json.loads((folder / "self-training" / "round-0" / "langbert.json").read_text())
+        extra = {"teacher_accuracy": first["metrics"]["test"]["accuracy"],
+                 "pseudo_labels": [r["pseudo_labels"] for r in meta["self_training"]]}
+        wall += first.get("wall_seconds", 0.0)  # a teacher copied from the finetune row: its time counts too
+    return meta["metrics"]["test"]["accuracy"], wall, float(loop), extra
 
 
 def main() -> None:
@@ -73,11 +120,13 @@ def main() -> None:
     p.add_argument("--model", required=True, help="adapted + pretrained checkpoint with its masked-LM head")
     p.add_argument("--sizes", type=int, nargs="+", default=[32, 100, 500, 2000])
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="one random subset (and run seed) each")
-    p.add_argument("--systems", nargs="+", default=SYSTEMS, choices=SYSTEMS)
+    p.add_argument("--systems", nargs="+", default=DEFAULT_SYSTEMS, choices=SYSTEMS)
     p.add_argument("--zero-shot", action=argparse.BooleanOptionalAction, default=True)
     p.add_argument("--pattern", default=PATTERN)
     p.add_argument("--verbalizer", default=VERBALIZER)
     p.add_argument("--setfit-pairs", type=int, default=1000)
+    p.add_argument("--self-training-rounds", type=int, default=1)
+    p.add_argument("--pseudo-label-fraction", type=float, default=0.3)
     p.add_argument("--batch-size", type=int, default=16, help="every neural system's (the recipe's min_steps stays)")
     p.add_argument("--work", default="benchmarks/work/few_labels")
     args = p.parse_args()
@@ -98,25 +147,37 @@ def main() -> None:
         splits = Splits(train=subset(train_rows, 32, 0), dev=subset(train_rows, 32, 0), test=test,
                         source="zh-sentiment (zero-shot: no training)")
         for system in ("cloze-zero-shot", "cloze-zero-shot-uncalibrated"):
-            acc, wall, _ = neural(system, args.model, splits, work / system, 0, args)
+            acc, wall, _, _ = neural(system, args.model, splits, work / system, 0, args)
             emit(row("zh-sentiment@0", system, "test_accuracy", acc, wall, **common))
 
     for n in args.sizes:
         for system in args.systems:
-            values, walls, loops = [], [], []
+            values, walls, loops, extras = [], [], [], defaultdict(list)
             for seed in args.seeds:
                 few = subset(train_rows, n, seed)
+                chosen = {id(r) for r in few}
+                pool = [replace(r, label=None) for r in train_rows if id(r) not in chosen]
                 if system == "tfidf-lr":
                     t = tfidf_logreg(few, test, seed=seed)
                     values.append(t["accuracy"]); walls.append(t["wall_seconds"]); loops.append(t["wall_seconds"])
                     continue
+                if system == "tfidf-lr-self-training":
+                    acc, wall = tfidf_self_training(few, pool, test, seed, args)
+                    values.append(acc); walls.append(wall); loops.append(wall)
+                    continue
                 splits = Splits(train=few, dev=few, test=test, source=f"zh-sentiment, {n} training reviews (seed {seed})")
-                acc, wall, loop = neural(system, args.model, splits, work / f"{system}-{n}-seed{seed}", seed, args)
+                acc, wall, loop, extra = neural(system, args.model, splits, work / f"{system}-{n}-seed{seed}", seed,
+                                                args, pool if system in SELF_TRAINED else None)
                 values.append(acc); walls.append(wall); loops.append(loop)
+                for k, v in extra.items():
+                    extras[k].append(v)
+            if system in SELF_TRAINED or system == "tfidf-lr-self-training":
+                extras.update(self_training_rounds=args.self_training_rounds,
+                              pseudo_label_fraction=args.pseudo_label_fraction, unlabeled=len(train_rows) - n)
             emit(row(f"zh-sentiment@{n}", system, "test_accuracy", statistics.mean(values), statistics.mean(walls),
                      std=statistics.stdev(values) if len(values) > 1 else None, seeds=args.seeds,
                      values=[round(v, 4) for v in values], train_loop_seconds=round(statistics.mean(loops), 1),
-                     **common))
+                     **common, **extras))
 
 
 def plot(rows: list[dict], path: Path) -> None:

@@ -82,6 +82,21 @@ class TrainConfig:
     step; for a task whose head the checkpoint already holds (``cloze-classification``'s masked-LM head)."""
     setfit_iterations: int = 20
     """SetFit: pairs drawn per training text (one with its own label, one with another), per iteration."""
+    unlabeled: list[str] = field(default_factory=list)
+    """Texts without labels for ``self_training_rounds``: built-in corpus names (``zh-corpus``) or UTF-8 text
+    files, one text a line."""
+    self_training_rounds: int = 0
+    """Self-training: the model trained on the labels labels the unlabelled texts it is surest of, a fresh
+    model trains on both (``method: finetune``), and so on for this many rounds; the last one is the output.
+    0: off. Single-label classification."""
+    pseudo_label_fraction: float = 0.3
+    """Share of the unlabelled texts a round keeps: the most confident predictions, the same number for each
+    label so the majority label does not take over."""
+    pseudo_label_teacher: Literal["model", "model+tfidf"] = "model"
+    """Who labels the unlabelled texts: the previous round's model, or its probabilities averaged with those
+    of a character 1-3-gram TF-IDF + logistic regression fitted on the same labelled rows (co-training: a
+    second view of the text that makes other mistakes, so the student does not only relearn its teacher's).
+    The output is the neural model either way."""
     batch_size: int = 32
     eval_batch_size: int = 64
     gradient_accumulation_steps: int = 1
@@ -155,6 +170,13 @@ class TrainConfig:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.min_steps < 0 or self.setfit_iterations < 1:
             raise ConfigError("min_steps must be >= 0 and setfit_iterations >= 1")
+        if self.self_training_rounds < 0 or not 0 < self.pseudo_label_fraction <= 1:
+            raise ConfigError(f"self_training_rounds must be >= 0 and pseudo_label_fraction in (0, 1], got "
+                              f"{self.self_training_rounds} and {self.pseudo_label_fraction}")
+        if isinstance(self.unlabeled, str):
+            self.unlabeled = [self.unlabeled]
+        if self.unlabeled and not self.self_training_rounds:
+            raise ConfigError("unlabeled texts are read by self-training only: set self_training_rounds >= 1")
         if self.epochs <= 0 and self.max_steps <= 0:
             raise ConfigError("give epochs > 0 or max_steps > 0")
         _check_optimization(self)

@@ -36,6 +36,9 @@ class Task(ABC):
     setfit: ClassVar[bool] = False
     """Single-label classes from a linear classifier over a pooled vector: SetFit's contrastive training
     (``method: setfit``) applies."""
+    self_training: ClassVar[bool] = False
+    """One label per row with its confidence (``decode`` gives ``label`` and ``score``): a trained model's
+    surest predictions can label unlabelled texts (``self_training_rounds``)."""
     windowed: ClassVar[bool] = False
     """Long texts are cut into overlapping windows rather than truncated."""
     Options: ClassVar[type[TaskOptions]] = TaskOptions

@@ -118,6 +118,7 @@ class TextClassification(SequenceClassificationTask):
     default_metric = "accuracy"
     problem_type = "single_label_classification"
     setfit = True
+    self_training = True
 
     def parse_label(self, raw: Any) -> str:
         if isinstance(raw, bool) or not isinstance(raw, (str, int)):

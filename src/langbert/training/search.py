@@ -25,7 +25,8 @@ from transformers import TrainerCallback
 from ..config import read_yaml, build_config
 from ..errors import ConfigError
 from ..evaluation import LOWER_IS_BETTER
-from .finetune import task_for, train
+from .finetune import task_for
+from .pipeline import train
 
 logger = logging.getLogger(__name__)
 

@@ -1,0 +1,164 @@
+"""Self-training: a model trained on a few labels labels the unlabelled texts it is surest of, and a fresh
+model learns from both.
+
+Round 0 trains on the labelled rows with the config's method (fine-tuning, SetFit, a cloze pattern, or a
+zero-shot cloze model with no training step, whose students then learn from pseudo-labels alone). Each
+round after it predicts every unlabelled text with the previous round's model, keeps the
+``pseudo_label_fraction`` it is most confident of (the same number for each label, so a model that leans
+to one label does not teach only that one), and fine-tunes a fresh copy of ``config.model`` on the
+labelled rows plus those. The last round writes ``config.output_dir``; earlier
+rounds are kept under its ``self-training/`` folder, and a finished round is reused on a rerun, so a run
+stopped between rounds goes on from the last one that finished. ``langbert.json`` records what every round
+kept and how sure the teacher was.
+
+Pseudo-labels are as wrong as the teacher that makes them; keeping only the surest share is what makes them
+worth more than they cost (Yarowsky 1995; "Self-training Improves Pre-training for Natural Language
+Understanding", Du et al. 2021).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections import defaultdict
+from pathlib import Path
+from typing import Any, Sequence
+
+from ..artifacts import METADATA, read_metadata, write_metadata
+from ..config import TrainConfig
+from ..data.corpus import iter_texts
+from ..data.loading import Splits
+from ..data.rows import Row
+from ..errors import ConfigError
+from ..evaluation.baselines import fit_tfidf_logreg
+from ..kernels.hardware import use_bf16
+from ..tasks import task_from_state
+from ..tasks.forward import forward_batches
+from .finetune import prepare_task
+from .finetune import train as train_once
+
+logger = logging.getLogger(__name__)
+
+SELF_TRAINING_SETTINGS = ("unlabeled", "self_training_rounds", "pseudo_label_fraction", "pseudo_label_teacher")
+
+
+def select_confident(predicted: Sequence[tuple[str, float]], fraction: float) -> list[int]:
+    """Indices of the surest predictions (label, confidence): ``fraction`` of them in all, shared equally by
+    the labels predicted (a label predicted less often than its share gives all it has), surest first."""
+    by_label: dict[str, list[tuple[float, int]]] = defaultdict(list)
+    for i, (label, confidence) in enumerate(predicted):
+        by_label[label].append((confidence, i))
+    if not by_label:
+        return []
+    share = max(1, round(len(predicted) * fraction / len(by_label)))
+    return [i for label in sorted(by_label) for _, i in sorted(by_label[label], key=lambda c: -c[0])[:share]]
+
+
+def unlabeled_rows(sources: Sequence[str], labelled: Sequence[Row]) -> list[Row]:
+    """The texts of ``sources`` (built-in corpora or text files), once each, without those already labelled."""
+    seen = {r.text for r in labelled}
+    rows = []
+    for source in sources:
+        for text in iter_texts([source]):
+            if text not in seen:
+                seen.add(text)
+                rows.append(Row(text=text, source=source))
+    return rows
+
+
+def self_train(config: TrainConfig, callbacks: Sequence[Any] = (), splits: Splits | None = None,
+               unlabeled: Sequence[Row] | None = None) -> Path:
+    """Round 0 on the labels, then ``config.self_training_rounds`` rounds on labels plus pseudo-labels.
+    ``unlabeled`` rows (their labels ignored) replace ``config.unlabeled``'s sources."""
+    task, splits = prepare_task(config, splits)
+    if not task.self_training:
+        raise ConfigError(f"self_training_rounds: task '{task.name}' does not predict one label with a confidence "
+                          "per text (text-classification, pair-classification and cloze-classification do)")
+    if unlabeled is None:
+        if not config.unlabeled:
+            raise ConfigError("self_training_rounds needs unlabelled texts: give --unlabeled (text files, one text "
+                              "a line, or a built-in corpus)")
+        if task.needs_pair or config.data.pair_column:
+            raise ConfigError("self-training on sentence pairs reads its unlabelled pairs from the Python API "
+                              "(train(config, unlabeled=rows)); --unlabeled files hold single texts")
+        unlabeled = unlabeled_rows(config.unlabeled, splits.train)
+    if not unlabeled:
+        raise ConfigError("self_training_rounds: no unlabelled texts left once the labelled ones are set aside")
+    # A zero-shot first round learns from no row: the training rows only name the labels, so the students
+    # learn from pseudo-labels alone and no label reaches them.
+    labelled = [] if config.method == "zero-shot" else splits.train
+    second_view = None
+    if config.pseudo_label_teacher == "model+tfidf":
+        if not labelled:
+            raise ConfigError("pseudo_label_teacher model+tfidf fits TF-IDF on labelled rows; method zero-shot has none")
+        if task.needs_pair or any(r.pair is not None for r in splits.train):
+            raise ConfigError("pseudo_label_teacher model+tfidf: TF-IDF reads single texts, these rows are pairs")
+        second_view = _tfidf_probabilities(splits.train, unlabeled, task.labels, config.seed)
+    out, work = Path(config.output_dir), Path(config.output_dir) / "self-training"
+    # Each round is a plain training run: the self-training settings at their defaults.
+    single = dataclasses.replace(config, **{name: getattr(TrainConfig(), name) for name in SELF_TRAINING_SETTINGS})
+    folder = _finished_or_train(dataclasses.replace(single, output_dir=str(work / "round-0")), callbacks, splits)
+    rounds = []
+    for n in range(1, config.self_training_rounds + 1):
+        predicted = _predict(folder, unlabeled, config)
+        if second_view is not None:
+            predicted = [_averaged(p, q) for p, q in zip(predicted, second_view)]
+        keep = select_confident([(p["label"], p["score"]) for p in predicted], config.pseudo_label_fraction)
+        pseudo = [dataclasses.replace(unlabeled[i], label=predicted[i]["label"]) for i in keep]
+        counts = {label: sum(r.label == label for r in pseudo) for label in sorted({r.label for r in pseudo})}
+        rounds.append({"round": n, "teacher": str(folder), "teacher_dev": read_metadata(folder)["metrics"].get("dev"),
+                       "labelled_by": config.pseudo_label_teacher, "unlabeled": len(unlabeled), "pseudo_labels": counts,
+                       "lowest_confidence_kept": round(min(predicted[i]["score"] for i in keep), 6)})
+        logger.info("self-training round %d/%d: %d of %d unlabelled texts kept as %s", n,
+                    config.self_training_rounds, len(pseudo), len(unlabeled), counts)
+        if len(counts) < len(task.labels):
+            logger.warning("self-training round %d: the teacher predicts no unlabelled text as %s; the next model "
+                           "learns those labels from the labelled rows alone", n, sorted(set(task.labels) - set(counts)))
+        student = dataclasses.replace(single, method="finetune",
+                                      output_dir=str(out if n == config.self_training_rounds else work / f"round-{n}"))
+        folder = _finished_or_train(student, callbacks, dataclasses.replace(splits, train=[*labelled, *pseudo]))
+    metadata = read_metadata(out)
+    metadata["config"] = config.to_dict()
+    write_metadata(out, {**metadata, "self_training": rounds})
+    return out
+
+
+def _finished_or_train(config: TrainConfig, callbacks: Sequence[Any], splits: Splits) -> Path:
+    """A round's folder that a run of this same config on these same rows finished, or a new training."""
+    folder = Path(config.output_dir)
+    if (folder / METADATA).is_file():
+        done = read_metadata(folder)
+        same = {**done.get("config", {}), "output_dir": config.output_dir} == config.to_dict()  # a moved folder too
+        if same and done.get("data", {}).get("fingerprints") == splits.fingerprints():
+            logger.info("self-training: %s is finished, reusing it", folder)
+            return folder
+    return train_once(config, callbacks, splits)
+
+
+def _tfidf_probabilities(labelled: Sequence[Row], rows: Sequence[Row], labels: Sequence[str],
+                         seed: int) -> list[dict[str, float]]:
+    """Each row's label probabilities from TF-IDF + LR fitted on the labelled rows (labels it never saw: 0)."""
+    classical = fit_tfidf_logreg(labelled, seed)
+    classes = [str(c) for c in classical.classes_]
+    return [{label: float(p[classes.index(label)]) if label in classes else 0.0 for label in labels}
+            for p in classical.predict_proba([r.text for r in rows])]
+
+
+def _averaged(predicted: dict[str, Any], other: dict[str, float]) -> dict[str, Any]:
+    mean = {label: (p + other[label]) / 2 for label, p in predicted["probabilities"].items()}
+    best = max(mean, key=mean.__getitem__)
+    return {"label": best, "score": mean[best], "probabilities": mean}
+
+
+def _predict(folder: Path, rows: Sequence[Row], config: TrainConfig) -> list[dict[str, Any]]:
+    """The folder's predictions for ``rows``, read as training reads: on the accelerator, bf16 where it is."""
+    import torch
+    from transformers import AutoTokenizer
+
+    metadata = read_metadata(folder)
+    task = task_from_state(metadata["task"])
+    model = task.load_model(str(folder)).to("cuda" if torch.cuda.is_available() else "cpu")
+    tokenizer = AutoTokenizer.from_pretrained(str(folder))
+    outputs = forward_batches(task, model, tokenizer, rows, int(metadata["max_length"]), config.eval_batch_size,
+                              bf16=use_bf16(config.bf16))
+    return task.decode(outputs, rows)

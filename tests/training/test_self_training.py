@@ -1,0 +1,143 @@
+"""Self-training: the surest pseudo-labels, the same number per label, from the previous round's model."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+import pytest
+
+from langbert import train
+from langbert.errors import ConfigError
+from langbert.inference import Predictor
+from langbert.training.self_training import select_confident, unlabeled_rows
+from tests.conftest import SENTIMENT, tiny_train_config, write_jsonl
+
+UNLABELED = ["很好很喜欢啊", "质量好满意了", "服务很棒的", "便宜又好啊", "很差很失望啊", "质量差讨厌了", "服务太烂的",
+             "贵又慢不好啊", "喜欢", "讨厌", "很好", "失望"]
+
+
+def test_the_surest_predictions_the_same_number_per_label():
+    predicted = [("pos", 0.9), ("pos", 0.6), ("neg", 0.7), ("pos", 0.99), ("neg", 0.55), ("pos", 0.8)]
+    assert select_confident(predicted, 0.5) == [2, 4, 3, 0]  # 3 of 6: round(1.5) = 2 per label, surest first
+    assert select_confident(predicted, 0.34) == [2, 3]
+    # A label predicted less often than its share gives what it has; the others keep their share.
+    assert select_confident([("a", 0.9), ("b", 0.8), ("b", 0.7), ("b", 0.6), ("b", 0.5)], 0.8) == [0, 1, 2]
+    assert select_confident([], 0.3) == []
+
+
+def test_unlabeled_texts_are_read_once_and_skip_the_labelled_ones(tmp_path):
+    from langbert.data.rows import Row
+
+    f = tmp_path / "u.txt"
+    f.write_text("甲\n\n乙\n甲\n丙\n", encoding="utf-8")
+    rows = unlabeled_rows([str(f)], [Row(text="丙", label="pos")])
+    assert [r.text for r in rows] == ["甲", "乙"] and all(r.label is None and r.source == str(f) for r in rows)
+
+
+@pytest.fixture(scope="module")
+def self_trained(tmp_path_factory, tiny_model_dir):
+    tmp = tmp_path_factory.mktemp("self_training")
+    data = write_jsonl(tmp / "t.jsonl", [{"text": t, "label": l} for t, l in SENTIMENT])
+    pool = tmp / "unlabeled.txt"
+    pool.write_text("\n".join(UNLABELED + [t for t, _ in SENTIMENT]) + "\n", encoding="utf-8")
+    config = tiny_train_config(tmp, tiny_model_dir, data, unlabeled=[str(pool)], self_training_rounds=2,
+                               pseudo_label_fraction=0.5, pooling="mean")
+    return config, train(config)
+
+
+def test_each_round_learns_from_the_previous_ones_surest_labels(self_trained):
+    config, out = self_trained
+    meta = json.loads((out / "langbert.json").read_text())
+    assert meta["config"]["self_training_rounds"] == 2 and meta["metrics"]["dev"]["accuracy"] == 1.0
+    rounds = meta["self_training"]
+    assert [r["round"] for r in rounds] == [1, 2] and all(r["unlabeled"] == len(UNLABELED) for r in rounds)
+    for r in rounds:  # the pseudo-labels are the teacher's own surest predictions
+        teacher = Predictor.load(r["teacher"])
+        predicted = teacher.predict(UNLABELED)
+        kept = select_confident([(p["label"], p["score"]) for p in predicted], 0.5)
+        assert r["pseudo_labels"] == dict(sorted(Counter(predicted[i]["label"] for i in kept).items()))
+        assert r["lowest_confidence_kept"] == pytest.approx(min(predicted[i]["score"] for i in kept), abs=1e-6)
+    assert rounds[0]["teacher"].endswith("round-0") and rounds[1]["teacher"].endswith("round-1")
+    assert meta["data"]["rows"]["train"] == len(SENTIMENT) + sum(rounds[1]["pseudo_labels"].values())
+    assert [p["label"] for p in Predictor.load(out).predict([t for t, _ in SENTIMENT])] == [l for _, l in SENTIMENT]
+
+
+def test_a_rerun_reuses_the_rounds_that_finished(self_trained, caplog):
+    config, out = self_trained
+    first = (out / "self-training" / "round-1" / "model.safetensors").stat().st_mtime_ns
+    (out / "langbert.json").unlink()  # as if stopped during the last round
+    import shutil
+    shutil.rmtree(out / "checkpoints", ignore_errors=True)
+    with caplog.at_level("INFO", logger="langbert.training.self_training"):
+        train(config)
+    assert (out / "self-training" / "round-1" / "model.safetensors").stat().st_mtime_ns == first
+    assert sum("is finished, reusing it" in m for m in caplog.messages) == 2
+    assert "self_training" in json.loads((out / "langbert.json").read_text())
+
+
+def test_refusals(tmp_path, tiny_model_dir):
+    data = write_jsonl(tmp_path / "t.jsonl", [{"text": t, "label": l} for t, l in SENTIMENT])
+    with pytest.raises(ConfigError, match="self-training only"):
+        tiny_train_config(tmp_path, tiny_model_dir, data, unlabeled=["x.txt"])
+    with pytest.raises(ConfigError, match="pseudo_label_fraction"):
+        tiny_train_config(tmp_path, tiny_model_dir, data, self_training_rounds=1, pseudo_label_fraction=0)
+    with pytest.raises(ConfigError, match="needs unlabelled texts"):
+        train(tiny_train_config(tmp_path, tiny_model_dir, data, self_training_rounds=1))
+    numbers = write_jsonl(tmp_path / "r.jsonl", [{"text": t, "label": float(i)} for i, (t, _) in enumerate(SENTIMENT)])
+    with pytest.raises(ConfigError, match="does not predict one label"):
+        train(tiny_train_config(tmp_path, tiny_model_dir, numbers, task="regression", self_training_rounds=1,
+                                unlabeled=["zh-corpus"]))
+
+
+def test_self_training_from_the_cli(tmp_path, tiny_model_dir):
+    from langbert.cli import main
+
+    data = write_jsonl(tmp_path / "t.jsonl", [{"text": t, "label": l} for t, l in SENTIMENT])
+    pool = tmp_path / "u.txt"
+    pool.write_text("\n".join(UNLABELED) + "\n", encoding="utf-8")
+    out = tmp_path / "out"
+    assert main(["train", "--model", tiny_model_dir, "--train", str(data), "--dev", str(data), "--output-dir", str(out),
+                 "--unlabeled", str(pool), "--self-training-rounds", "1", "--max-steps", "20", "--batch-size", "8",
+                 "--learning-rate", "3e-3", "--max-length", "32", "--no-bf16", "--no-progress"]) == 0
+    meta = json.loads((out / "langbert.json").read_text())
+    assert sum(meta["self_training"][0]["pseudo_labels"].values()) == 4  # 0.3 of 12, 2 per label
+
+
+def test_a_tfidf_co_teacher_averages_its_probabilities_with_the_models(tmp_path, tiny_model_dir):
+    from langbert.data.rows import Row
+    from langbert.evaluation.baselines import fit_tfidf_logreg
+
+    data = write_jsonl(tmp_path / "t.jsonl", [{"text": t, "label": l} for t, l in SENTIMENT])
+    pool = tmp_path / "u.txt"
+    pool.write_text("\n".join(UNLABELED) + "\n", encoding="utf-8")
+    out = train(tiny_train_config(tmp_path, tiny_model_dir, data, unlabeled=[str(pool)], self_training_rounds=1,
+                                  pseudo_label_fraction=0.5, pseudo_label_teacher="model+tfidf", max_steps=20))
+    meta = json.loads((out / "langbert.json").read_text())
+    [round1] = meta["self_training"]
+    model = Predictor.load(round1["teacher"]).predict(UNLABELED)
+    classical = fit_tfidf_logreg([Row(text=t, label=l) for t, l in SENTIMENT], seed=0)
+    tfidf = classical.predict_proba(UNLABELED)
+    mean = [{c: (p["probabilities"][c] + q[list(classical.classes_).index(c)]) / 2 for c in ("neg", "pos")}
+            for p, q in zip(model, tfidf)]
+    predicted = [(max(m, key=m.get), max(m.values())) for m in mean]
+    kept = select_confident(predicted, 0.5)
+    assert round1["labelled_by"] == "model+tfidf"
+    assert round1["pseudo_labels"] == dict(sorted(Counter(predicted[i][0] for i in kept).items()))
+    assert round1["lowest_confidence_kept"] == pytest.approx(min(predicted[i][1] for i in kept), abs=1e-5)
+
+
+def test_students_of_a_zero_shot_teacher_learn_from_pseudo_labels_alone(tmp_path, tiny_mlm_dir):
+    data = write_jsonl(tmp_path / "t.jsonl", [{"text": t, "label": l} for t, l in SENTIMENT])
+    pool = tmp_path / "u.txt"
+    pool.write_text("\n".join(UNLABELED) + "\n", encoding="utf-8")
+    settings = dict(task="cloze-classification", method="zero-shot", pattern="{text}很[MASK]",
+                    verbalizer="pos=好,neg=差", unlabeled=[str(pool)], self_training_rounds=1, max_steps=10)
+    out = train(tiny_train_config(tmp_path, tiny_mlm_dir, data, pseudo_label_fraction=0.5, **settings))
+    meta = json.loads((out / "langbert.json").read_text())
+    kept = sum(meta["self_training"][0]["pseudo_labels"].values())
+    assert meta["data"]["rows"]["train"] == kept > 0  # no labelled row among them
+    assert json.loads((out / "self-training" / "round-0" / "langbert.json").read_text())["steps"] == 0
+    with pytest.raises(ConfigError, match="zero-shot has none"):
+        train(tiny_train_config(tmp_path, tiny_mlm_dir, data, pseudo_label_teacher="model+tfidf",
+                                output_dir=str(tmp_path / "other"), **settings))
