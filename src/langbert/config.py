@@ -175,8 +175,9 @@ class TrainConfig:
                               f"{self.self_training_rounds} and {self.pseudo_label_fraction}")
         if isinstance(self.unlabeled, str):
             self.unlabeled = [self.unlabeled]
-        if self.unlabeled and not self.self_training_rounds:
-            raise ConfigError("unlabeled texts are read by self-training only: set self_training_rounds >= 1")
+        if (self.unlabeled or self.pseudo_label_teacher != "model") and not self.self_training_rounds:
+            raise ConfigError("unlabeled and pseudo_label_teacher are read by self-training only: set "
+                              "self_training_rounds >= 1")
         if self.epochs <= 0 and self.max_steps <= 0:
             raise ConfigError("give epochs > 0 or max_steps > 0")
         _check_optimization(self)

@@ -76,14 +76,24 @@ def test_a_rerun_reuses_the_rounds_that_finished(self_trained, caplog):
     assert "self_training" in json.loads((out / "langbert.json").read_text())
 
 
-def test_refusals(tmp_path, tiny_model_dir):
+def test_refusals(tmp_path, tiny_model_dir, monkeypatch):
+    from langbert.data.rows import Row
+
     data = write_jsonl(tmp_path / "t.jsonl", [{"text": t, "label": l} for t, l in SENTIMENT])
     with pytest.raises(ConfigError, match="self-training only"):
         tiny_train_config(tmp_path, tiny_model_dir, data, unlabeled=["x.txt"])
+    with pytest.raises(ConfigError, match="self-training only"):
+        tiny_train_config(tmp_path, tiny_model_dir, data, pseudo_label_teacher="model+tfidf")
     with pytest.raises(ConfigError, match="pseudo_label_fraction"):
         tiny_train_config(tmp_path, tiny_model_dir, data, self_training_rounds=1, pseudo_label_fraction=0)
     with pytest.raises(ConfigError, match="needs unlabelled texts"):
         train(tiny_train_config(tmp_path, tiny_model_dir, data, self_training_rounds=1))
+    with pytest.raises(ConfigError, match="self-training only"):
+        train(tiny_train_config(tmp_path, tiny_model_dir, data), unlabeled=[Row(text="好")])
+    with monkeypatch.context() as m:
+        m.setenv("WORLD_SIZE", "2")
+        with pytest.raises(ConfigError, match="one process"):
+            train(tiny_train_config(tmp_path, tiny_model_dir, data, self_training_rounds=1, unlabeled=["zh-corpus"]))
     numbers = write_jsonl(tmp_path / "r.jsonl", [{"text": t, "label": float(i)} for i, (t, _) in enumerate(SENTIMENT)])
     with pytest.raises(ConfigError, match="does not predict one label"):
         train(tiny_train_config(tmp_path, tiny_model_dir, numbers, task="regression", self_training_rounds=1,

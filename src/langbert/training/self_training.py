@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 from collections import defaultdict
 from pathlib import Path
 from typing import Any, Sequence
@@ -70,6 +71,9 @@ def self_train(config: TrainConfig, callbacks: Sequence[Any] = (), splits: Split
                unlabeled: Sequence[Row] | None = None) -> Path:
     """Round 0 on the labels, then ``config.self_training_rounds`` rounds on labels plus pseudo-labels.
     ``unlabeled`` rows (their labels ignored) replace ``config.unlabeled``'s sources."""
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise ConfigError("self-training runs in one process: each round reads the folder the one before wrote; "
+                          "run it without torchrun/accelerate launch")
     task, splits = prepare_task(config, splits)
     if not task.self_training:
         raise ConfigError(f"self_training_rounds: task '{task.name}' does not predict one label with a confidence "
