@@ -21,7 +21,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -75,6 +75,7 @@ def self_train(config: TrainConfig, callbacks: Sequence[Any] = (), splits: Split
         raise ConfigError("self-training runs in one process: each round reads the folder the one before wrote; "
                           "run it without torchrun/accelerate launch")
     task, splits = prepare_task(config, splits)
+    pairs = task.needs_pair or any(r.pair is not None for r in splits.train)
     if not task.self_training:
         raise ConfigError(f"self_training_rounds: task '{task.name}' does not predict one label with a confidence "
                           "per text (text-classification, pair-classification and cloze-classification do)")
@@ -82,7 +83,7 @@ def self_train(config: TrainConfig, callbacks: Sequence[Any] = (), splits: Split
         if not config.unlabeled:
             raise ConfigError("self_training_rounds needs unlabelled texts: give --unlabeled (text files, one text "
                               "a line, or a built-in corpus)")
-        if task.needs_pair or config.data.pair_column:
+        if pairs:
             raise ConfigError("self-training on sentence pairs reads its unlabelled pairs from the Python API "
                               "(train(config, unlabeled=rows)); --unlabeled files hold single texts")
         unlabeled = unlabeled_rows(config.unlabeled, splits.train)
@@ -94,8 +95,9 @@ def self_train(config: TrainConfig, callbacks: Sequence[Any] = (), splits: Split
     second_view = None
     if config.pseudo_label_teacher == "model+tfidf":
         if not labelled:
-            raise ConfigError("pseudo_label_teacher model+tfidf fits TF-IDF on labelled rows; method zero-shot has none")
-        if task.needs_pair or any(r.pair is not None for r in splits.train):
+            raise ConfigError("pseudo_label_teacher model+tfidf fits TF-IDF on labelled rows; method zero-shot "
+                              "has none")
+        if pairs:
             raise ConfigError("pseudo_label_teacher model+tfidf: TF-IDF reads single texts, these rows are pairs")
         second_view = _tfidf_probabilities(splits.train, unlabeled, task.labels, config.seed)
     out, work = Path(config.output_dir), Path(config.output_dir) / "self-training"
@@ -104,26 +106,26 @@ def self_train(config: TrainConfig, callbacks: Sequence[Any] = (), splits: Split
     folder = _finished_or_train(dataclasses.replace(single, output_dir=str(work / "round-0")), callbacks, splits)
     rounds = []
     for n in range(1, config.self_training_rounds + 1):
-        predicted = _predict(folder, unlabeled, config)
+        teacher = read_metadata(folder)
+        predicted = _predict(folder, teacher, unlabeled, config)
         if second_view is not None:
             predicted = [_averaged(p, q) for p, q in zip(predicted, second_view)]
         keep = select_confident([(p["label"], p["score"]) for p in predicted], config.pseudo_label_fraction)
         pseudo = [dataclasses.replace(unlabeled[i], label=predicted[i]["label"]) for i in keep]
-        counts = {label: sum(r.label == label for r in pseudo) for label in sorted({r.label for r in pseudo})}
-        rounds.append({"round": n, "teacher": str(folder), "teacher_dev": read_metadata(folder)["metrics"].get("dev"),
+        counts = dict(sorted(Counter(r.label for r in pseudo).items()))
+        rounds.append({"round": n, "teacher": str(folder), "teacher_dev": teacher["metrics"].get("dev"),
                        "labelled_by": config.pseudo_label_teacher, "unlabeled": len(unlabeled), "pseudo_labels": counts,
                        "lowest_confidence_kept": round(min(predicted[i]["score"] for i in keep), 6)})
         logger.info("self-training round %d/%d: %d of %d unlabelled texts kept as %s", n,
                     config.self_training_rounds, len(pseudo), len(unlabeled), counts)
         if len(counts) < len(task.labels):
             logger.warning("self-training round %d: the teacher predicts no unlabelled text as %s; the next model "
-                           "learns those labels from the labelled rows alone", n, sorted(set(task.labels) - set(counts)))
+                           "learns those labels from the labelled rows alone", n,
+                           sorted(set(task.labels) - set(counts)))
         student = dataclasses.replace(single, method="finetune",
                                       output_dir=str(out if n == config.self_training_rounds else work / f"round-{n}"))
         folder = _finished_or_train(student, callbacks, dataclasses.replace(splits, train=[*labelled, *pseudo]))
-    metadata = read_metadata(out)
-    metadata["config"] = config.to_dict()
-    write_metadata(out, {**metadata, "self_training": rounds})
+    write_metadata(out, {**read_metadata(out), "config": config.to_dict(), "self_training": rounds})
     return out
 
 
@@ -154,12 +156,13 @@ def _averaged(predicted: dict[str, Any], other: dict[str, float]) -> dict[str, A
     return {"label": best, "score": mean[best], "probabilities": mean}
 
 
-def _predict(folder: Path, rows: Sequence[Row], config: TrainConfig) -> list[dict[str, Any]]:
-    """The folder's predictions for ``rows``, read as training reads: on the accelerator, bf16 where it is."""
+def _predict(folder: Path, metadata: dict[str, Any], rows: Sequence[Row],
+             config: TrainConfig) -> list[dict[str, Any]]:
+    """The predictions for ``rows`` of the model in ``folder`` (``metadata``: its ``langbert.json``), read as
+    training reads: on the accelerator, bf16 where it is."""
     import torch
     from transformers import AutoTokenizer
 
-    metadata = read_metadata(folder)
     task = task_from_state(metadata["task"])
     model = task.load_model(str(folder)).to("cuda" if torch.cuda.is_available() else "cpu")
     tokenizer = AutoTokenizer.from_pretrained(str(folder))
