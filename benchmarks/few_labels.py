@@ -4,14 +4,16 @@ Systems, each given the same N reviews and nothing else (no dev split: where a m
 checkpoint it is judged on those same N reviews): ``tfidf-lr`` (character 1-3-grams + logistic
 regression), ``finetune`` (the ``zh-sentiment-demo`` recipe, ``min_steps`` included), ``setfit``
 (``--method setfit``), ``cloze`` (``cloze-classification`` fine-tuned, PET) and ``cloze-zero-shot`` (no
-labels at all: ``zh-sentiment@0``). Every neural system starts from ``--model``, the checkpoint the
+labels at all: ``zh-sentiment@0``); ``cloze-words`` and ``cloze-zero-shot-words`` read ten words a label
+(``--verbalizer-words``, written once, before any scoring) where the others read one (``--verbalizer``). Every neural system starts from ``--model``, the checkpoint the
 packaged pretraining recipe leaves (adapted, masked-LM continued on the CPU, with its head).
 
 Self-training systems also read the rest of the training split with its labels removed (the unlabelled
 reviews a team with N labels has; the pretraining corpus holds the same texts): ``self-training``
 (``finetune``, then ``--self-training-rounds`` rounds on its surest pseudo-labels), ``co-training`` (the
 same, its pseudo-labels from the model's probabilities averaged with TF-IDF + LR's: ``pseudo_label_teacher
-model+tfidf``), ``setfit-co-training`` (the same with SetFit as the first teacher) and their peer
+model+tfidf``), ``setfit-co-training`` and ``cloze-words-co-training`` (the same with SetFit or PET as the
+first teacher; PET's students are PET too) and their peer
 ``tfidf-lr-self-training`` (TF-IDF + LR labelling the same pool, the same
 share kept per label by the same rule). Their first teacher is the ``finetune`` (or ``setfit``) run of the
 same subset where it has finished (the same settings; its folder is copied in as round 0, its time added).
@@ -48,16 +50,33 @@ from langbert.training import train  # noqa: E402
 from langbert.training.self_training import select_confident  # noqa: E402
 
 SYSTEMS = ["tfidf-lr", "finetune", "setfit", "cloze", "tfidf-lr-self-training", "self-training", "co-training",
-           "setfit-co-training"]
-SELF_TRAINED = {"self-training": "finetune", "co-training": "finetune", "setfit-co-training": "setfit"}
+           "setfit-co-training", "cloze-words", "cloze-words-co-training"]
+SELF_TRAINED = {"self-training": "finetune", "co-training": "finetune", "setfit-co-training": "setfit",
+                "cloze-words-co-training": "cloze-words"}
 """Each self-training system and the system its first teacher is."""
 DEFAULT_SYSTEMS = SYSTEMS[:4]
 PATTERN = "{text}。总之很[MASK]。"
 VERBALIZER = "positive=好,negative=差"
+VERBALIZER_WORDS = "positive=好|棒|满意|不错|喜欢|值|赞|推荐|优秀|完美,negative=差|烂|失望|糟糕|垃圾|后悔|坑|差劲|贵|慢"
+ZERO_SHOT = ["cloze-zero-shot", "cloze-zero-shot-uncalibrated", "cloze-zero-shot-words"]
+
+
+def variant(system: str, args) -> str:
+    """The row's system: a self-training system run with other rounds or share than the defaults says so."""
+    if system not in SELF_TRAINED and system != "tfidf-lr-self-training":
+        return system
+    rounds = "" if args.self_training_rounds == 1 else f"-{args.self_training_rounds}-rounds"
+    share = "" if args.pseudo_label_fraction == 0.3 else f"-fraction-{args.pseudo_label_fraction:g}"
+    return system + rounds + share
+
+
+def verbalizer_of(system: str, args) -> str:
+    return args.verbalizer_words if SELF_TRAINED.get(system, system).endswith("-words") else args.verbalizer
 
 
 def subset(rows: list, n: int, seed: int) -> list:
-    """N reviews drawn at random; 32 is 16 of each label (the few-shot convention)."""
+    """N reviews drawn at random; 32 is 16 of each label (the few-shot convention); the whole split
+    (shuffled by the seed) where N is its size."""
     rng = random.Random(seed)
     if n == 32:
         by_label = defaultdict(list)
@@ -90,18 +109,18 @@ def neural(system: str, model: str, splits: Splits, folder: Path, seed: int, arg
         overrides.update(self_training_rounds=args.self_training_rounds,
                          pseudo_label_fraction=args.pseudo_label_fraction,
                          pseudo_label_teacher="model" if system == "self-training" else "model+tfidf")
-        teacher = folder.parent / folder.name.replace(system, SELF_TRAINED[system], 1)
+        teacher = folder.parent / f"{SELF_TRAINED[system]}-{folder.name.split('-')[-2]}-{folder.name.split('-')[-1]}"
         if (teacher / "langbert.json").exists() and not (folder / "self-training" / "round-0").exists():
             shutil.copytree(teacher, folder / "self-training" / "round-0", ignore=shutil.ignore_patterns("checkpoints"))
     if system.startswith("cloze-zero-shot"):
         overrides.update(task="cloze-classification", method="zero-shot", pattern=args.pattern,
-                         verbalizer=args.verbalizer, calibrate=not system.endswith("uncalibrated"))
-    if SELF_TRAINED.get(system, system) == "setfit":
+                         verbalizer=verbalizer_of(system, args), calibrate=not system.endswith("uncalibrated"))
+    elif SELF_TRAINED.get(system, system) == "setfit":
         # Pairs per text so that every size draws about --setfit-pairs pairs (SetFit's iterations, scaled).
         overrides.update(method="setfit", epochs=1.0, min_steps=0,
                          setfit_iterations=max(1, round(args.setfit_pairs / (2 * len(splits.train)))))
-    elif system == "cloze":
-        overrides.update(task="cloze-classification", pattern=args.pattern, verbalizer=args.verbalizer)
+    elif system.startswith("cloze"):
+        overrides.update(task="cloze-classification", pattern=args.pattern, verbalizer=verbalizer_of(system, args))
     config = load_recipe(recipe_path("zh-sentiment-demo"), overrides)
     meta = run_once(folder, config, lambda: train(config, splits=splits, unlabeled=pool))
     logged = [json.loads(l) for l in (folder / "metrics.jsonl").read_text().splitlines() if l.strip()]
@@ -118,12 +137,15 @@ def neural(system: str, model: str, splits: Splits, folder: Path, seed: int, arg
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", required=True, help="adapted + pretrained checkpoint with its masked-LM head")
-    p.add_argument("--sizes", type=int, nargs="+", default=[32, 100, 500, 2000])
+    p.add_argument("--sizes", nargs="+", default=["32", "100", "500", "2000"],
+                   help="labelled reviews per subset, or 'full' (the whole training split; no unlabelled pool)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="one random subset (and run seed) each")
     p.add_argument("--systems", nargs="+", default=DEFAULT_SYSTEMS, choices=SYSTEMS)
     p.add_argument("--zero-shot", action=argparse.BooleanOptionalAction, default=True)
     p.add_argument("--pattern", default=PATTERN)
     p.add_argument("--verbalizer", default=VERBALIZER)
+    p.add_argument("--verbalizer-words", default=VERBALIZER_WORDS, help="the -words systems' verbalizer")
+    p.add_argument("--zero-shot-systems", nargs="+", default=ZERO_SHOT, choices=ZERO_SHOT)
     p.add_argument("--setfit-pairs", type=int, default=1000)
     p.add_argument("--self-training-rounds", type=int, default=1)
     p.add_argument("--pseudo-label-fraction", type=float, default=0.3)
@@ -142,21 +164,28 @@ def main() -> None:
         write_rows("few_labels", rows)
         plot(rows, RESULTS / "learning_curve.png")
 
-    common = {"model": args.model, "pattern": args.pattern, "verbalizer": args.verbalizer}
+    def common(system: str) -> dict:
+        cloze = system.startswith("cloze")
+        return {"model": args.model, **({"pattern": args.pattern, "verbalizer": verbalizer_of(system, args)}
+                                         if cloze else {})}
     if args.zero_shot:
         splits = Splits(train=subset(train_rows, 32, 0), dev=subset(train_rows, 32, 0), test=test,
                         source="zh-sentiment (zero-shot: no training)")
-        for system in ("cloze-zero-shot", "cloze-zero-shot-uncalibrated"):
+        for system in args.zero_shot_systems:
             acc, wall, _, _ = neural(system, args.model, splits, work / system, 0, args)
-            emit(row("zh-sentiment@0", system, "test_accuracy", acc, wall, **common))
+            emit(row("zh-sentiment@0", system, "test_accuracy", acc, wall, **common(system)))
 
-    for n in args.sizes:
+    for size in args.sizes:
+        n = len(train_rows) if size == "full" else int(size)
         for system in args.systems:
+            name = variant(system, args)
             values, walls, loops, extras = [], [], [], defaultdict(list)
             for seed in args.seeds:
                 few = subset(train_rows, n, seed)
                 chosen = {id(r) for r in few}
                 pool = [replace(r, label=None) for r in train_rows if id(r) not in chosen]
+                if system in SELF_TRAINED and not pool:
+                    raise SystemExit(f"{system} needs unlabelled reviews: none are left at {size}")
                 if system == "tfidf-lr":
                     t = tfidf_logreg(few, test, seed=seed)
                     values.append(t["accuracy"]); walls.append(t["wall_seconds"]); loops.append(t["wall_seconds"])
@@ -166,7 +195,7 @@ def main() -> None:
                     values.append(acc); walls.append(wall); loops.append(wall)
                     continue
                 splits = Splits(train=few, dev=few, test=test, source=f"zh-sentiment, {n} training reviews (seed {seed})")
-                acc, wall, loop, extra = neural(system, args.model, splits, work / f"{system}-{n}-seed{seed}", seed,
+                acc, wall, loop, extra = neural(system, args.model, splits, work / f"{name}-{size}-seed{seed}", seed,
                                                 args, pool if system in SELF_TRAINED else None)
                 values.append(acc); walls.append(wall); loops.append(loop)
                 for k, v in extra.items():
@@ -174,10 +203,15 @@ def main() -> None:
             if system in SELF_TRAINED or system == "tfidf-lr-self-training":
                 extras.update(self_training_rounds=args.self_training_rounds,
                               pseudo_label_fraction=args.pseudo_label_fraction, unlabeled=len(train_rows) - n)
-            emit(row(f"zh-sentiment@{n}", system, "test_accuracy", statistics.mean(values), statistics.mean(walls),
+            emit(row(f"zh-sentiment@{size}", name, "test_accuracy", statistics.mean(values), statistics.mean(walls),
                      std=statistics.stdev(values) if len(values) > 1 else None, seeds=args.seeds,
-                     values=[round(v, 4) for v in values], train_loop_seconds=round(statistics.mean(loops), 1),
-                     **common, **extras))
+                     values=[round(v, 4) for v in values], train_loop_seconds=round(statistics.mean(loops), 1), labelled=n,
+                     **common(system), **extras))
+
+
+def labelled(row: dict) -> int:
+    """A row's number of labelled reviews (``@full`` rows state theirs)."""
+    return row.get("labelled") or int(row["dataset"].split("@")[1])
 
 
 def plot(rows: list[dict], path: Path) -> None:
@@ -189,18 +223,19 @@ def plot(rows: list[dict], path: Path) -> None:
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
     curve = [r for r in rows if r["dataset"].startswith("zh-sentiment@") and r["dataset"] != "zh-sentiment@0"]
     for system in dict.fromkeys(r["system"] for r in curve):
-        pts = sorted((int(r["dataset"].split("@")[1]), r["value"], r.get("std") or 0.0) for r in curve
+        pts = sorted((labelled(r), r["value"], r.get("std") or 0.0) for r in curve
                      if r["system"] == system)
         xs, ys, sd = [n for n, *_ in pts], [v for _, v, _ in pts], [s for *_, s in pts]
         line, = ax.plot(xs, ys, marker="o", label=system)
         ax.fill_between(xs, [y - s for y, s in zip(ys, sd)], [y + s for y, s in zip(ys, sd)], color=line.get_color(),
                         alpha=0.15)
     for r in rows:
-        if r["dataset"] == "zh-sentiment@0" and r["system"] == "cloze-zero-shot":
-            ax.axhline(r["value"], ls=":", color="grey", label=f"cloze zero-shot ({r['value']:.3f})")
+        if r["dataset"] == "zh-sentiment@0" and r["system"] in ("cloze-zero-shot", "cloze-zero-shot-words"):
+            ax.axhline(r["value"], ls=":" if r["system"] == "cloze-zero-shot" else "--", color="grey",
+                       label=f"{r['system'].replace('-', ' ')} ({r['value']:.3f})")
     ax.set_xscale("log")
-    sizes = sorted({int(r["dataset"].split("@")[1]) for r in curve})
-    ax.set_xticks(sizes, [f"{n:,}" for n in sizes])
+    sizes = sorted({(labelled(r), r["dataset"].endswith("@full")) for r in curve})
+    ax.set_xticks([n for n, _ in sizes], [f"all {n:,}" if full else f"{n:,}" for n, full in sizes])
     ax.minorticks_off()
     ax.set_xlabel("labelled training reviews (three random subsets each; band: ±1 std)")
     ax.set_ylabel("test accuracy")

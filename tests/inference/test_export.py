@@ -97,13 +97,14 @@ def test_pair_classification_exports_with_pairs_in_its_parity_rows(tmp_path, tin
     assert parity.passed and parity.texts == 8
 
 
-@pytest.mark.parametrize("method", ["setfit", "cloze"])
+@pytest.mark.parametrize("method", ["setfit", "cloze", "cloze-several-words"])
 def test_few_label_models_export_with_parity(method, tmp_path, tiny_model_dir, tiny_mlm_dir):
     data = tmp_path / "t.jsonl"
     data.write_text("".join(json.dumps({"text": t, "label": l}, ensure_ascii=False) + "\n" for t, l in SENTIMENT),
                     encoding="utf-8")
     settings = ({"method": "setfit", "setfit_iterations": 2, "pooling": "mean"} if method == "setfit" else
-                {"task": "cloze-classification", "pattern": "{text}很[MASK]", "verbalizer": "pos=好,neg=差"})
+                {"task": "cloze-classification", "pattern": "{text}很[MASK]",
+                 "verbalizer": "pos=好,neg=差" if method == "cloze" else "pos=好|棒|快,neg=差|烂"})
     model = tiny_model_dir if method == "setfit" else tiny_mlm_dir
     out = train(tiny_train_config(tmp_path, model, data, max_steps=4, eval_steps=4, **settings))
     texts = [t for t, _ in SENTIMENT]

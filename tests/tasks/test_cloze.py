@@ -13,7 +13,7 @@ from langbert.cli import main
 from langbert.data.rows import Row
 from langbert.errors import ConfigError
 from langbert.tasks import create_task
-from langbert.tasks.cloze import label_scores, label_token_ids
+from langbert.tasks.cloze import label_scores, label_token_ids, word_labels
 from tests.conftest import SENTIMENT, tiny_train_config, write_jsonl
 
 PATTERN = "{text}很[MASK]"
@@ -38,7 +38,22 @@ def test_verbalizer_words_map_to_their_token_ids_one_mask_per_character(tiny_mlm
     assert feature["input_ids"].count(tokenizer.mask_token_id) == 2 and feature["labels"] == 0
 
 
+def test_several_words_a_label_are_one_row_each_label_by_label(tiny_mlm_dir):
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_mlm_dir)
+    words = cloze(verbalizer="pos=好|棒|快, neg = 差").options.words()
+    assert words == {"pos": ("好", "棒", "快"), "neg": ("差",)}
+    assert label_token_ids(words, tokenizer) == [[tokenizer.convert_tokens_to_ids(w)] for w in "好棒快差"]
+    assert word_labels(words) == [0, 0, 0, 1]
+    with pytest.raises(ConfigError, match="different token lengths"):
+        label_token_ids(cloze(verbalizer="pos=好|满意,neg=差").options.words(), tokenizer)
+
+
 @pytest.mark.parametrize("options, error", [
+    ({"verbalizer": "pos=好|,neg=差"}, "label=word"),
+    ({"verbalizer": "pos=好|好,neg=差"}, "given twice"),
+    ({"verbalizer": "pos=好|棒,neg=差|棒"}, r"\['棒'\]"),
     ({"pattern": "{text}"}, r"\[MASK\] exactly once"),
     ({"pattern": "很[MASK]"}, "{text} once"),
     ({"verbalizer": "pos=好"}, "at least 2 labels"),
@@ -55,6 +70,30 @@ def test_label_scores_are_the_mean_log_probability_of_each_words_tokens():
     scores = label_scores(logits, torch.tensor([[0, 2], [1, 0]]))
     expected = [(math.log(0.5) + math.log(0.8)) / 2, (math.log(0.3) + math.log(0.1)) / 2]
     assert scores[0].tolist() == pytest.approx(expected, abs=1e-6)
+
+
+def test_a_labels_score_is_the_mean_over_its_words():
+    logits = torch.log(torch.tensor([[[0.5, 0.3, 0.2]]]))  # batch 1, 1 mask, vocab 3
+    scores = label_scores(logits, torch.tensor([[0], [2], [1]]), torch.tensor([0, 0, 1]))
+    assert scores[0].tolist() == pytest.approx([(math.log(0.5) + math.log(0.2)) / 2, math.log(0.3)], abs=1e-6)
+
+
+@pytest.mark.parametrize("calibrate", [False, True])
+def test_several_words_score_as_the_mean_of_one_word_verbalizers(calibrate, tiny_mlm_dir):
+    """A label's logit with words 好|棒 is the mean of its logits with 好 alone and 棒 alone (calibrated or
+    not: the content-free prior averages the same way), read through the saved model's forward."""
+    texts = [t for t, _ in SENTIMENT]
+
+    def logits(verbalizer):
+        predictor = Predictor.zero_shot(tiny_mlm_dir, cloze(verbalizer=verbalizer, calibrate=calibrate))
+        batch = predictor.tokenizer(texts[0] + "很" + predictor.tokenizer.mask_token, return_tensors="pt")
+        with torch.no_grad():
+            return predictor.model(**batch).logits[0]
+
+    both = logits("pos=好|棒,neg=差|烂")
+    expected = (logits("pos=好,neg=差") + logits("pos=棒,neg=烂")) / 2
+    assert both.tolist() == pytest.approx(expected.tolist(), abs=1e-5)
+    assert not torch.allclose(logits("pos=好,neg=差"), logits("pos=棒,neg=烂"))  # the words do differ
 
 
 def test_the_text_is_cut_never_the_pattern(tiny_mlm_dir):

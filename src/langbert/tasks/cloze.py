@@ -1,8 +1,10 @@
 """Classification read off a masked-LM head through a pattern: zero-shot, or fine-tuned PET-style.
 
-A pattern such as ``{text}。总之很[MASK]。`` puts the text around a mask, and a verbalizer names one word
-per label (``positive=好,negative=差``). A label's score is the mean log-probability the masked-LM head
-gives its word's tokens at the mask positions (a word of several tokens gets one mask per token). Used
+A pattern such as ``{text}。总之很[MASK]。`` puts the text around a mask, and a verbalizer names a word
+per label (``positive=好,negative=差``), or several (``positive=好|满意|不错,negative=差|失望|糟糕``). A
+word's score is the mean log-probability the masked-LM head gives its tokens at the mask positions (a word
+of several tokens gets one mask per token); a label's score is the mean over its words, so one word the
+head happens to dislike in this pattern does not decide the label (PET's multiple verbalizations). Used
 as is, that is zero-shot classification; trained with cross-entropy over the label scores, it is PET
 (Schick & Schütze, EACL 2021): the head the checkpoint learned in pretraining is the classifier, so a few
 dozen labels start from what the masked-LM already knows instead of from a random layer.
@@ -43,8 +45,9 @@ class ClozeOptions(TaskOptions):
     """The model's input around the text: ``{text}`` (and ``{pair}`` for text pairs) stand for the input,
     ``[MASK]`` for the label word, whatever the checkpoint's own mask token is (e.g. ``{text}。总之很[MASK]。``)."""
     verbalizer: str = ""
-    """One word per label, ``label=word`` pairs joined by commas (``positive=好,negative=差``): the word the
-    masked-LM head should put at ``[MASK]`` for that label. All words must have the same number of tokens."""
+    """The words of each label, ``label=word`` pairs joined by commas (``positive=好,negative=差``), several
+    words of a label joined by ``|`` (``positive=好|满意,negative=差|失望``): what the masked-LM head should
+    put at ``[MASK]`` for that label. All words must have the same number of tokens."""
     calibrate: bool = True
     """Subtract each label word's score on a content-free input (the pattern around an empty text), so the
     head's prior preference for one word does not decide the label."""
@@ -60,21 +63,25 @@ class ClozeOptions(TaskOptions):
         if self.verbalizer:
             self.words()
 
-    def words(self) -> dict[str, str]:
-        """The verbalizer as {label: word}, in the order given (the output order)."""
-        found: dict[str, str] = {}
+    def words(self) -> dict[str, tuple[str, ...]]:
+        """The verbalizer as {label: its words}, in the order given (the output order)."""
+        found: dict[str, tuple[str, ...]] = {}
         for item in self.verbalizer.split(","):
-            label, sep, word = item.partition("=")
-            label, word = label.strip(), word.strip()
-            if not sep or not label or not word:
-                raise ConfigError(f"verbalizer: expected label=word pairs joined by commas, got {item!r}")
+            label, sep, value = item.partition("=")
+            label, words = label.strip(), tuple(w.strip() for w in value.split("|"))
+            if not sep or not label or not all(words):
+                raise ConfigError(f"verbalizer: expected label=word pairs (label=word|word for several) joined by "
+                                  f"commas, got {item!r}")
             if label in found:
                 raise ConfigError(f"verbalizer: label {label!r} is given twice")
-            found[label] = word
+            found[label] = words
         if len(found) < 2:
             raise ConfigError(f"verbalizer: a classifier needs at least 2 labels, got {list(found)}")
-        if len(set(found.values())) < len(found):
-            raise ConfigError(f"verbalizer: two labels share a word: {found}")
+        every = [w for words in found.values() for w in words]
+        if len(set(every)) < len(every):
+            shared = sorted({w for w in every if every.count(w) > 1})
+            raise ConfigError(f"verbalizer: a word may stand for one label once, but {shared} is given twice "
+                              "(two labels share a word, or a label repeats one)")
         return found
 
     @property
@@ -82,25 +89,44 @@ class ClozeOptions(TaskOptions):
         return "{pair}" in self.pattern
 
 
-def label_token_ids(words: dict[str, str], tokenizer: Any) -> list[list[int]]:
-    """Each label word's token ids (one row per label); all words must be as long, none unknown."""
-    rows = [tokenizer(word, add_special_tokens=False)["input_ids"] for word in words.values()]
-    unknown = [w for w, ids in zip(words.values(), rows) if tokenizer.unk_token_id in ids or not ids]
+def _flat(words: dict[str, str | Sequence[str]]) -> list[tuple[int, str]]:
+    """(label index, word) for every word of the verbalizer, label by label."""
+    return [(i, w) for i, ws in enumerate(words.values()) for w in ([ws] if isinstance(ws, str) else ws)]
+
+
+def word_labels(words: dict[str, str | Sequence[str]]) -> list[int]:
+    """The label index of each row ``label_token_ids`` returns."""
+    return [i for i, _ in _flat(words)]
+
+
+def label_token_ids(words: dict[str, str | Sequence[str]], tokenizer: Any) -> list[list[int]]:
+    """Each label word's token ids, one row per word, label by label (one word a label: one row per
+    label); all words must be as long, none unknown."""
+    spelled = [w for _, w in _flat(words)]
+    rows = [tokenizer(word, add_special_tokens=False)["input_ids"] for word in spelled]
+    unknown = [w for w, ids in zip(spelled, rows) if tokenizer.unk_token_id in ids or not ids]
     if unknown:
         raise ConfigError(f"verbalizer: the vocabulary cannot spell {unknown}; choose words it has")
     if len({len(ids) for ids in rows}) > 1:
-        lengths = {w: len(ids) for w, ids in zip(words.values(), rows)}
+        lengths = {w: len(ids) for w, ids in zip(spelled, rows)}
         raise ConfigError(f"verbalizer: words of different token lengths {lengths}; each label is read at the "
                           "same masks, so choose words of one length (e.g. 好/差, or 满意/失望)")
     return rows
 
 
-def label_scores(logits: torch.Tensor, label_ids: torch.Tensor) -> torch.Tensor:
+def label_scores(logits: torch.Tensor, label_ids: torch.Tensor, labels_of_words: torch.Tensor | None = None
+                 ) -> torch.Tensor:
     """(batch, masks, vocab) head outputs at the mask positions -> (batch, labels): the mean
-    log-probability of each label word's tokens, token l at mask l."""
+    log-probability of each label word's tokens, token l at mask l, averaged over the words of each label
+    (``labels_of_words``: each row's label index; without it, row i is label i)."""
     logprobs = logits.float().log_softmax(-1)
     per_token = torch.stack([logprobs[:, l, label_ids[:, l]] for l in range(label_ids.shape[1])], dim=-1)
-    return per_token.mean(-1)
+    per_word = per_token.mean(-1)
+    if labels_of_words is None:
+        return per_word
+    # A constant averaging matrix rather than a scatter, so an exported graph stays a plain matmul.
+    share = nn.functional.one_hot(labels_of_words).float()
+    return per_word @ (share / share.sum(0))
 
 
 def _select_masks(hidden: torch.Tensor, is_mask: torch.Tensor, count: int) -> torch.Tensor:
@@ -123,6 +149,7 @@ def _cloze_class(mlm_class: type) -> type:
     def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, labels=None):
         spec = getattr(self.config, CLOZE_KEY)
         label_ids = torch.tensor(spec["label_token_ids"], device=input_ids.device)
+        labels_of_words = torch.tensor(spec["word_labels"], device=input_ids.device) if "word_labels" in spec else None
         is_mask = input_ids == spec["mask_token_id"]
         inputs = {k: v for k, v in {"input_ids": input_ids, "attention_mask": attention_mask,
                                     "token_type_ids": token_type_ids}.items() if v is not None}
@@ -132,7 +159,7 @@ def _cloze_class(mlm_class: type) -> type:
             logits = top(_select_masks(hidden, is_mask, label_ids.shape[1]))
         else:
             logits = _select_masks(mlm_class.forward(self, **inputs).logits, is_mask, label_ids.shape[1])
-        scores = label_scores(logits, label_ids) - torch.tensor(spec["prior"], device=input_ids.device)
+        scores = label_scores(logits, label_ids, labels_of_words) - torch.tensor(spec["prior"], device=input_ids.device)
         loss = nn.functional.cross_entropy(scores, labels.view(-1)) if labels is not None else None
         return SequenceClassifierOutput(loss=loss, logits=scores)
 
@@ -177,8 +204,8 @@ class ClozeClassification(TextClassification):
         overrides = {"hidden_dropout_prob": dropout, "attention_probs_dropout_prob": dropout} if dropout is not None else {}
         config = AutoConfig.from_pretrained(name_or_path, id2label=dict(enumerate(self.labels)),
                                             label2id={label: i for i, label in enumerate(self.labels)}, **overrides)
-        setattr(config, CLOZE_KEY, {"label_token_ids": ids, "mask_token_id": tokenizer.mask_token_id,
-                                    "prior": [0.0] * len(self.labels)})
+        setattr(config, CLOZE_KEY, {"label_token_ids": ids, "word_labels": word_labels(self.options.words()),
+                                    "mask_token_id": tokenizer.mask_token_id, "prior": [0.0] * len(self.labels)})
         model, info = load_for_training(cloze_class(config), name_or_path, [], "", config=config)
         body = model.base_model_prefix
         head_missing = [k for k in info["missing_keys"] if k.split(".")[0] != body and not k.endswith("decoder.weight")]
