@@ -5,8 +5,9 @@ checkpoint it is judged on those same N reviews): ``tfidf-lr`` (character 1-3-gr
 regression), ``finetune`` (the ``zh-sentiment-demo`` recipe, ``min_steps`` included), ``setfit``
 (``--method setfit``), ``cloze`` (``cloze-classification`` fine-tuned, PET) and ``cloze-zero-shot`` (no
 labels at all: ``zh-sentiment@0``); ``cloze-words`` and ``cloze-zero-shot-words`` read ten words a label
-(``--verbalizer-words``, written once, before any scoring) where the others read one (``--verbalizer``). Every neural system starts from ``--model``, the checkpoint the
-packaged pretraining recipe leaves (adapted, masked-LM continued on the CPU, with its head).
+(``--verbalizer-words``, written once, before any scoring) where the others read one (``--verbalizer``).
+Every neural system starts from ``--model``, the checkpoint the packaged pretraining recipe leaves
+(adapted, masked-LM continued on the CPU, with its head).
 
 Self-training systems also read the rest of the training split with its labels removed (the unlabelled
 reviews a team with N labels has; the pretraining corpus holds the same texts): ``self-training``
@@ -20,6 +21,7 @@ same subset where it has finished (the same settings; its folder is copied in as
 
     python benchmarks/few_labels.py --model benchmarks/work/few_labels/pretrained
     python benchmarks/few_labels.py --model ... --sizes 100 --seeds 0 --systems tfidf-lr setfit   # one point
+    python benchmarks/few_labels.py --model ... --sizes full --no-zero-shot --systems tfidf-lr finetune
     python benchmarks/few_labels.py --model ... --sizes 100 500 --no-zero-shot \
         --systems tfidf-lr-self-training self-training
 """
@@ -101,16 +103,16 @@ def tfidf_self_training(few: list, pool: list, test: list, seed: int, args) -> t
 
 
 def neural(system: str, model: str, splits: Splits, folder: Path, seed: int, args,
-           pool: list | None = None) -> tuple[float, float, float, dict]:
-    """Test accuracy, wall seconds of the whole run, seconds of its (last) training loop, and extra fields."""
+           pool: list | None = None, teacher: Path | None = None) -> tuple[float, float, float, dict]:
+    """Test accuracy, wall seconds of the whole run, seconds of its (last) training loop, and extra fields.
+    ``teacher``: a self-training system's first model, copied in as its round 0 where it has finished."""
     overrides = {"model": model, "output_dir": str(folder), "seed": seed, "progress": False,
                  "batch_size": args.batch_size}
     if system in SELF_TRAINED:
         overrides.update(self_training_rounds=args.self_training_rounds,
                          pseudo_label_fraction=args.pseudo_label_fraction,
                          pseudo_label_teacher="model" if system == "self-training" else "model+tfidf")
-        teacher = folder.parent / f"{SELF_TRAINED[system]}-{folder.name.split('-')[-2]}-{folder.name.split('-')[-1]}"
-        if (teacher / "langbert.json").exists() and not (folder / "self-training" / "round-0").exists():
+        if teacher is not None and (teacher / "langbert.json").exists() and not (folder / "self-training" / "round-0").exists():
             shutil.copytree(teacher, folder / "self-training" / "round-0", ignore=shutil.ignore_patterns("checkpoints"))
     if system.startswith("cloze-zero-shot"):
         overrides.update(task="cloze-classification", method="zero-shot", pattern=args.pattern,
@@ -195,8 +197,9 @@ def main() -> None:
                     values.append(acc); walls.append(wall); loops.append(wall)
                     continue
                 splits = Splits(train=few, dev=few, test=test, source=f"zh-sentiment, {n} training reviews (seed {seed})")
+                first = work / f"{SELF_TRAINED[system]}-{size}-seed{seed}" if system in SELF_TRAINED else None
                 acc, wall, loop, extra = neural(system, args.model, splits, work / f"{name}-{size}-seed{seed}", seed,
-                                                args, pool if system in SELF_TRAINED else None)
+                                                args, pool if system in SELF_TRAINED else None, first)
                 values.append(acc); walls.append(wall); loops.append(loop)
                 for k, v in extra.items():
                     extras[k].append(v)
