@@ -67,6 +67,10 @@ def test_a_rerun_reuses_the_rounds_that_finished(self_trained, caplog):
     config, out = self_trained
     first = (out / "self-training" / "round-1" / "model.safetensors").stat().st_mtime_ns
     (out / "langbert.json").unlink()  # as if stopped during the last round
+    older = out / "self-training" / "round-1" / "langbert.json"  # written before a setting existed
+    state = json.loads(older.read_text())
+    del state["config"]["pseudo_label_teacher"]
+    older.write_text(json.dumps(state))
     import shutil
     shutil.rmtree(out / "checkpoints", ignore_errors=True)
     with caplog.at_level("INFO", logger="langbert.training.self_training"):

@@ -134,7 +134,9 @@ def _finished_or_train(config: TrainConfig, callbacks: Sequence[Any], splits: Sp
     folder = Path(config.output_dir)
     if (folder / METADATA).is_file():
         done = read_metadata(folder)
-        same = {**done.get("config", {}), "output_dir": config.output_dir} == config.to_dict()  # a moved folder too
+        # A moved folder is the same run; a setting added since it was written ran at today's default.
+        saved = {**TrainConfig().to_dict(), **done.get("config", {}), "output_dir": config.output_dir}
+        same = saved == config.to_dict()
         if same and done.get("data", {}).get("fingerprints") == splits.fingerprints():
             logger.info("self-training: %s is finished, reusing it", folder)
             return folder
