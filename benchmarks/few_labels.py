@@ -5,7 +5,9 @@ checkpoint it is judged on those same N reviews): ``tfidf-lr`` (character 1-3-gr
 regression), ``finetune`` (the ``zh-sentiment-demo`` recipe, ``min_steps`` included), ``setfit``
 (``--method setfit``), ``cloze`` (``cloze-classification`` fine-tuned, PET) and ``cloze-zero-shot`` (no
 labels at all: ``zh-sentiment@0``); ``cloze-words`` and ``cloze-zero-shot-words`` read ten words a label
-(``--verbalizer-words``, written once, before any scoring) where the others read one (``--verbalizer``).
+(``--verbalizer-words``, written once, before any scoring) where the others read one (``--verbalizer``);
+``cloze-zero-shot-words-calibrated-on-texts`` subtracts as its prior the label scores' mean over
+``--calibration-texts`` training reviews (their labels unread) instead of the empty text's.
 Every neural system starts from ``--model``, the checkpoint the packaged pretraining recipe leaves
 (adapted, masked-LM continued on the CPU, with its head).
 
@@ -60,7 +62,8 @@ DEFAULT_SYSTEMS = SYSTEMS[:4]
 PATTERN = "{text}。总之很[MASK]。"
 VERBALIZER = "positive=好,negative=差"
 VERBALIZER_WORDS = "positive=好|棒|满意|不错|喜欢|值|赞|推荐|优秀|完美,negative=差|烂|失望|糟糕|垃圾|后悔|坑|差劲|贵|慢"
-ZERO_SHOT = ["cloze-zero-shot", "cloze-zero-shot-uncalibrated", "cloze-zero-shot-words"]
+ZERO_SHOT = ["cloze-zero-shot", "cloze-zero-shot-uncalibrated", "cloze-zero-shot-words",
+             "cloze-zero-shot-words-calibrated-on-texts"]
 
 
 def variant(system: str, args) -> str:
@@ -73,7 +76,8 @@ def variant(system: str, args) -> str:
 
 
 def verbalizer_of(system: str, args) -> str:
-    return args.verbalizer_words if SELF_TRAINED.get(system, system).endswith("-words") else args.verbalizer
+    words = SELF_TRAINED.get(system, system).removesuffix("-calibrated-on-texts").endswith("-words")
+    return args.verbalizer_words if words else args.verbalizer
 
 
 def subset(rows: list, n: int, seed: int) -> list:
@@ -116,7 +120,8 @@ def neural(system: str, model: str, splits: Splits, folder: Path, seed: int, arg
             shutil.copytree(teacher, folder / "self-training" / "round-0", ignore=shutil.ignore_patterns("checkpoints"))
     if system.startswith("cloze-zero-shot"):
         overrides.update(task="cloze-classification", method="zero-shot", pattern=args.pattern,
-                         verbalizer=verbalizer_of(system, args), calibrate=not system.endswith("uncalibrated"))
+                         verbalizer=verbalizer_of(system, args), calibrate=not system.endswith("uncalibrated"),
+                         calibration_texts=args.calibration_texts if system.endswith("-calibrated-on-texts") else 0)
     elif SELF_TRAINED.get(system, system) == "setfit":
         # Pairs per text so that every size draws about --setfit-pairs pairs (SetFit's iterations, scaled).
         overrides.update(method="setfit", epochs=1.0, min_steps=0,
@@ -139,7 +144,7 @@ def neural(system: str, model: str, splits: Splits, folder: Path, seed: int, arg
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", required=True, help="adapted + pretrained checkpoint with its masked-LM head")
-    p.add_argument("--sizes", nargs="+", default=["32", "100", "500", "2000"],
+    p.add_argument("--sizes", nargs="*", default=["32", "100", "500", "2000"],
                    help="labelled reviews per subset, or 'full' (the whole training split; no unlabelled pool)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="one random subset (and run seed) each")
     p.add_argument("--systems", nargs="+", default=DEFAULT_SYSTEMS, choices=SYSTEMS)
@@ -148,6 +153,9 @@ def main() -> None:
     p.add_argument("--verbalizer", default=VERBALIZER)
     p.add_argument("--verbalizer-words", default=VERBALIZER_WORDS, help="the -words systems' verbalizer")
     p.add_argument("--zero-shot-systems", nargs="+", default=ZERO_SHOT, choices=ZERO_SHOT)
+    p.add_argument("--calibration-texts", type=int, default=1000,
+                   help="-calibrated-on-texts zero-shot systems: training reviews (their labels unread) whose mean "
+                        "label scores are the prior (cloze's calibration_texts)")
     p.add_argument("--setfit-pairs", type=int, default=1000)
     p.add_argument("--self-training-rounds", type=int, default=1)
     p.add_argument("--pseudo-label-fraction", type=float, default=0.3)
@@ -171,11 +179,14 @@ def main() -> None:
         return {"model": args.model, **({"pattern": args.pattern, "verbalizer": verbalizer_of(system, args)}
                                          if cloze else {})}
     if args.zero_shot:
-        splits = Splits(train=subset(train_rows, 32, 0), dev=subset(train_rows, 32, 0), test=test,
-                        source="zh-sentiment (zero-shot: no training)")
         for system in args.zero_shot_systems:
+            # Calibrating on texts reads the whole training split's texts, never its labels.
+            texts = system.endswith("-calibrated-on-texts")
+            splits = Splits(train=train_rows if texts else subset(train_rows, 32, 0), dev=subset(train_rows, 32, 0),
+                            test=test, source="zh-sentiment (zero-shot: no training)")
             acc, wall, _, _ = neural(system, args.model, splits, work / system, 0, args)
-            emit(row("zh-sentiment@0", system, "test_accuracy", acc, wall, **common(system)))
+            emit(row("zh-sentiment@0", system, "test_accuracy", acc, wall, **common(system),
+                     **({"calibration_texts": args.calibration_texts} if texts else {})))
 
     for size in args.sizes:
         n = len(train_rows) if size == "full" else int(size)

@@ -104,6 +104,8 @@ def _fine_tune_once(model: str, dataset: str, out: Path, args, crf: bool, lexico
     config = TrainConfig(task="token-classification", model=model, output_dir=str(out),
                          data=DataConfig(dataset=dataset, max_train_samples=args.train_samples),
                          options={"crf": crf, "crf_lr_scale": args.crf_lr_scale,
+                                  **({"ngram_buckets": args.ngram_buckets, "ngram_lr_scale": args.ngram_lr_scale}
+                                     if args.ngram_buckets else {}),
                                   **({"lexicon": list(lexicon), "lexicon_input": args.lexicon_input} if lexicon else {})},
                          epochs=args.epochs, learning_rate=args.learning_rate, batch_size=32, max_length=128,
                          embedding_lr_scale=args.embedding_lr_scale, eval_steps=args.eval_steps, progress=False,
@@ -142,6 +144,11 @@ def main() -> None:
     p.add_argument("--lexicon-input", action="store_true",
                    help="neural -lexicon rows: the encoder reads the lexicon features at its input too "
                         "(token classification's lexicon_input)")
+    p.add_argument("--ngram-buckets", type=int, default=0,
+                   help="neural rows: hashed n-gram scores beside the encoder (token classification's ngram_buckets: "
+                        "the classical CRF's unigram and bigram features in a +-2 window, hashed into this many rows)")
+    p.add_argument("--ngram-lr-scale", type=float, default=100.0,
+                   help="neural rows with --ngram-buckets: the n-gram scores' learning-rate multiple")
     p.add_argument("--variant", default=None,
                    help="neural rows: an ablation's name, appended to the system (adapted-crf-lexicon-VARIANT) and "
                         "its work folders, so its rows stand beside the main ones instead of replacing them")
@@ -167,7 +174,8 @@ def main() -> None:
     extra = {**({"seed": args.seeds[0]} if len(args.seeds) == 1 else {}), "epochs": args.epochs, "train_samples": args.train_samples or "all",
              "learning_rate": args.learning_rate, "embedding_lr_scale": args.embedding_lr_scale,
              **({"layer_lr_decay": args.layer_lr_decay} if args.layer_lr_decay != 1 else {}),
-             **({"ema_decay": args.ema_decay} if args.ema_decay else {}), "eval_steps": args.eval_steps or "epoch"}
+             **({"ema_decay": args.ema_decay} if args.ema_decay else {}), "eval_steps": args.eval_steps or "epoch",
+             **({"ngram_buckets": args.ngram_buckets, "ngram_lr_scale": args.ngram_lr_scale} if args.ngram_buckets else {})}
     suffix, encoder = ("-gpu-encoder", {"encoder_hardware": args.encoder_hardware}) if args.encoder_hardware else ("", {})
     if args.variant:  # an ablation: rows and work folders of their own
         suffix, encoder = f"{suffix}-{args.variant}", {**encoder, "variant": args.variant}

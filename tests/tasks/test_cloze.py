@@ -126,6 +126,34 @@ def test_zero_shot_predicts_without_a_training_step_and_calibration_zeroes_the_e
     assert abs(raw["pos"] - 0.5) > 1e-4  # a random head prefers one word: what calibration removes
 
 
+def test_calibration_on_training_texts_levels_their_mean_scores_without_reading_labels(tmp_path, tiny_mlm_dir):
+    """With calibration_texts the prior is the mean uncalibrated score over a sample of the training texts:
+    after it, those texts' calibrated scores average zero per label, whatever labels they carry."""
+    import numpy as np
+
+    from langbert.tasks.forward import forward_batches
+
+    rows = [Row(text=t, label=l) for t, l in SENTIMENT]
+    relabelled = [Row(text=r.text, label="pos") for r in rows]
+    priors = []
+    for training in (rows, relabelled):
+        task = cloze(calibration_texts=4)
+        task.fit(training)
+        model = task.build_model(tiny_mlm_dir)
+        priors.append(model.config.langbert_cloze["prior"])
+    assert priors[0] == priors[1] and len(task._calibration_rows) == 4
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_mlm_dir)
+    calibrated = forward_batches(task, model, tokenizer, task._calibration_rows, 64)
+    np.testing.assert_allclose(calibrated.mean(axis=0), 0.0, atol=1e-4)
+    content_free = cloze()
+    content_free.fit(rows)
+    assert content_free.build_model(tiny_mlm_dir).config.langbert_cloze["prior"] != priors[0]
+    with pytest.raises(ConfigError, match="calibration_texts"):
+        cloze(calibration_texts=4, calibrate=False)
+
+
 def test_a_checkpoint_without_a_masked_lm_head_is_refused(tiny_model_dir):
     with pytest.raises(ConfigError, match="no masked-LM head"):
         cloze().build_model(tiny_model_dir)

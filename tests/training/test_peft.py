@@ -38,17 +38,23 @@ def test_adapter_trains_saves_reloads_and_merges(tmp_path, tiny_model_dir, metho
     np.testing.assert_allclose(_logits(tmp_path / "merged"), first, atol=1e-5)
 
 
-def test_lora_with_crf_head_round_trips(tmp_path, tiny_model_dir):
+@pytest.mark.parametrize("ngram_buckets", [0, 256], ids=["crf", "crf-ngrams"])
+def test_lora_with_crf_head_round_trips(tmp_path, tiny_model_dir, ngram_buckets):
+    from safetensors.torch import load_file
+
     from tests.tasks.test_token_classification import _rows
 
     out = train(tiny_train_config(tmp_path, tiny_model_dir, _rows(tmp_path), task="token-classification", crf=True,
-                                  peft="lora", max_steps=6, eval_steps=6))
+                                  peft="lora", max_steps=6, eval_steps=6, ngram_buckets=ngram_buckets))
     texts = ["我在北京发布了", "他喜欢上海"]
     loaded = Predictor.load(out)
     assert loaded.task._crf_module.transitions.abs().sum() > 0, "the trained CRF was not restored"
     assert loaded.predict(texts) == Predictor.load(out).predict(texts)
     assert main(["merge", str(out), "--out", str(tmp_path / "merged")]) == 0
     assert Predictor.load(tmp_path / "merged").predict(texts) == Predictor.load(out).predict(texts)
+    if ngram_buckets:  # the n-gram scores train beside the adapter (modules_to_save) and survive the merge
+        merged = load_file(str(tmp_path / "merged" / "model.safetensors"))
+        assert merged["ngram_scores.table.weight"].abs().sum() > 0
 
 
 @pytest.fixture(scope="module")

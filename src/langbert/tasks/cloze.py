@@ -11,7 +11,9 @@ dozen labels start from what the masked-LM already knows instead of from a rando
 
 Calibration (Zhao et al., ICML 2021) subtracts the label scores of a content-free input, the pattern
 around an empty text: a masked-LM that prefers 好 after 很 whatever the review says would otherwise call
-everything positive.
+everything positive. With ``calibration_texts`` the subtracted prior is instead the scores' mean over
+training texts, their labels unused (batch calibration, Zhou et al., ICLR 2024): the head's preference
+measured on the domain's own text rather than on one empty input.
 
 The model class is built per architecture on top of its own ``*ForMaskedLM``; the label-word ids, the
 mask id and the calibration prior live in ``config.json`` (``langbert_cloze``), so save/load, peft and ONNX
@@ -36,6 +38,7 @@ from .options import TaskOptions
 from .sequence_classification import TextClassification
 
 CLOZE_KEY = "langbert_cloze"
+CALIBRATION_MAX_LENGTH = 256
 MASK = "[MASK]"
 
 
@@ -51,11 +54,18 @@ class ClozeOptions(TaskOptions):
     calibrate: bool = True
     """Subtract each label word's score on a content-free input (the pattern around an empty text), so the
     head's prior preference for one word does not decide the label."""
+    calibration_texts: int = 0
+    """With ``calibrate``: subtract instead the label scores' mean over up to this many training texts (a
+    fixed random sample; their labels are not read), so the prior is the head's preference on the domain's
+    own text (batch calibration). It assumes no label dominates those texts. 0: the content-free input."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if isinstance(self.verbalizer, dict):  # a recipe may give a mapping
             object.__setattr__(self, "verbalizer", ",".join(f"{k}={v}" for k, v in self.verbalizer.items()))
+        if self.calibration_texts < 0 or (self.calibration_texts and not self.calibrate):
+            raise ConfigError(f"calibration_texts must be >= 0 and needs calibrate, got {self.calibration_texts} "
+                              f"with calibrate={self.calibrate}")
         if self.pattern.count(MASK) != 1:
             raise ConfigError(f"pattern must hold {MASK} exactly once, got {self.pattern!r}")
         if self.pattern.count("{text}") != 1 or self.pattern.count("{pair}") > 1:
@@ -187,10 +197,17 @@ class ClozeClassification(TextClassification):
             raise ConfigError("cloze-classification needs a verbalizer (label=word pairs, e.g. positive=好,negative=差)")
         self.labels = list(self.options.words())  # the verbalizer's order is the output order
         self.needs_pair = self.options.takes_pair
+        self._calibration_rows: list[Row] = []
 
     def fit(self, rows: Sequence[Row]) -> None:
-        """The labels are the verbalizer's; training data with any other label is refused."""
+        """The labels are the verbalizer's; training data with any other label is refused. With
+        ``calibration_texts``, a fixed sample of the texts is kept to measure the prior on."""
         self.check(rows, "training")
+        if self.options.calibration_texts:
+            import random
+
+            picked = random.Random(0).sample(range(len(rows)), min(self.options.calibration_texts, len(rows)))
+            self._calibration_rows = [dataclasses.replace(rows[i], label=None) for i in sorted(picked)]
 
     def build_model(self, name_or_path: str, dropout: float | None = None) -> Any:
         from transformers import AutoConfig, AutoTokenizer
@@ -213,19 +230,19 @@ class ClozeClassification(TextClassification):
             raise ConfigError(f"{name_or_path} has no masked-LM head ({head_missing[0]} is not in it): continue its "
                               "pretraining with 'langbert pretrain' first, or choose a masked-LM checkpoint")
         if self.options.calibrate:
-            getattr(model.config, CLOZE_KEY)["prior"] = self._content_free_scores(model, tokenizer)
+            getattr(model.config, CLOZE_KEY)["prior"] = self._prior(model, tokenizer)
         return model
 
-    def _content_free_scores(self, model: Any, tokenizer: Any) -> list[float]:
-        row = Row(text="", pair="" if self.needs_pair else None)
-        features = self.encode([row], tokenizer, 512, with_labels=False)
-        batch = {k: torch.tensor([v]) for k, v in features[0].items()}
-        was_training = model.training
-        model.eval()
-        with torch.no_grad():
-            scores = model(**batch).logits[0]
-        model.train(was_training)
-        return [round(float(s), 6) for s in scores]
+    def _prior(self, model: Any, tokenizer: Any) -> list[float]:
+        """The label scores to subtract: their mean over the calibration texts, else those of the pattern
+        around an empty text (read while the prior is still zero)."""
+        from .forward import forward_batches
+
+        if self.options.calibration_texts and not self._calibration_rows:
+            raise ConfigError("calibration_texts: no training texts to calibrate on (fit the task on them first)")
+        rows = self._calibration_rows or [Row(text="", pair="" if self.needs_pair else None)]
+        scores = forward_batches(self, model, tokenizer, rows, CALIBRATION_MAX_LENGTH, batch_size=32)
+        return [round(float(s), 6) for s in scores.mean(axis=0)]
 
     def load_trained(self, path: str) -> Any:
         from transformers import AutoConfig

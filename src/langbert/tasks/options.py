@@ -83,11 +83,20 @@ class TokenClassificationOptions(WindowOptions):
     """The encoder reads the lexicon features too: their embedding (starting at zero) is added to each
     character's word embedding, so every layer sees which lexicon words cover it and its neighbours
     (lexicon-enhanced BERT, Liu et al., ACL 2021, at the bottom layer); the output projection stays."""
+    ngram_buckets: int = 0
+    """Hashed n-gram scores beside the encoder (0: none): per tag, a learned weight for each token at
+    offsets -2..+2 and each adjacent pair among them, the features of a classical feature CRF, hashed into
+    this many rows (e.g. 1048576). They start at zero and are saved in the model; export needs no input."""
+    ngram_lr_scale: float = 100.0
+    """The n-gram scores learn at this multiple of the learning rate: each is read only where its n-gram
+    occurs, so at the body's rate a rare one would barely move."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.crf_lr_scale <= 0 or self.lexicon_lr_scale <= 0:
-            raise ConfigError("crf_lr_scale and lexicon_lr_scale must be > 0")
+        if self.crf_lr_scale <= 0 or self.lexicon_lr_scale <= 0 or self.ngram_lr_scale <= 0:
+            raise ConfigError("crf_lr_scale, lexicon_lr_scale and ngram_lr_scale must be > 0")
+        if not 0 <= self.ngram_buckets < 2**31:
+            raise ConfigError(f"ngram_buckets must be in [0, 2**31) (0: no n-gram scores), got {self.ngram_buckets}")
         if self.lexicon_folds < 2:
             raise ConfigError(f"lexicon_folds must be >= 2, got {self.lexicon_folds}")
         if isinstance(self.lexicon, str):  # a recipe may give one source as a string

@@ -36,12 +36,14 @@ from .crf import CRF
 from .options import TokenClassificationOptions
 from .heads import from_pretrained_for_finetuning
 from .hf_auto import add_head, as_langbert_type
+from .ngram_scores import NgramScores
 from .windows import PadCollator, check_windows_cover
 
 CRF_FILE = "crf.safetensors"
 LEXICON_FILE = "lexicon.tsv"
 LEXICON_KEY = "langbert_lexicon"
 CRF_KEY = "langbert_crf"
+NGRAM_KEY = "langbert_ngrams"
 
 
 def _crf_keys_expected(config: Any) -> type:
@@ -70,7 +72,8 @@ def _emissions(model: Any, input_ids: Any, attention_mask: Any, token_type_ids: 
     """The classifier's scores per token: the encoder's output after its dropout, plus the projected
     lexicon features where the model has them (so no lexicon evidence is dropped). A model that also reads
     them at its input (``lexicon_input``) adds their embedding to each token's word embedding, so every
-    layer can weigh a character's lexicon words against its neighbours'."""
+    layer can weigh a character's lexicon words against its neighbours'. A model with hashed n-gram
+    scores (``ngram_buckets``) adds them to the classifier's, as a feature CRF's weights would be."""
     encoder = getattr(model, model.base_model_prefix)
     inputs = {k: v for k, v in {"input_ids": input_ids, "attention_mask": attention_mask,
                                 "token_type_ids": token_type_ids}.items() if v is not None}
@@ -80,31 +83,42 @@ def _emissions(model: Any, input_ids: Any, attention_mask: Any, token_type_ids: 
     hidden = model.dropout(encoder(**inputs).last_hidden_state)
     if lexicon is not None:
         hidden = hidden + model.lexicon_proj(lexicon.to(hidden.dtype))
-    return model.classifier(hidden)
+    logits = model.classifier(hidden)
+    if getattr(model, "ngram_scores", None) is not None:
+        logits = logits + model.ngram_scores(input_ids, attention_mask)
+    return logits
 
 
-def _add_lexicon_modules(model: Any, config: Any) -> None:
+def _add_feature_modules(model: Any, config: Any) -> None:
     """The lexicon features' projection onto the encoder's output (``lexicon_proj``) and, where the config
-    says the input reads them too, their embedding beside the word embeddings (``lexicon_embed``)."""
+    says the input reads them too, their embedding beside the word embeddings (``lexicon_embed``); the
+    hashed n-gram scores (``ngram_scores``) where the config declares them."""
     lexicon = getattr(config, LEXICON_KEY, None) or {}
     model.lexicon_proj = torch.nn.Linear(lexicon["features"], config.hidden_size) if lexicon else None
     model.lexicon_embed = (torch.nn.Linear(lexicon["features"], config.hidden_size, bias=False)
                            if lexicon.get("input") else None)
+    ngrams = getattr(config, NGRAM_KEY, None)
+    model.ngram_scores = NgramScores(ngrams["buckets"], config.num_labels) if ngrams else None
+
+
+def _has_features(config: Any) -> bool:
+    return bool(getattr(config, LEXICON_KEY, None) or getattr(config, NGRAM_KEY, None))
 
 
 def _lexicon_modules(model: Any) -> list[Any]:
-    """The lexicon modules ``_add_lexicon_modules`` gave ``model`` (a peft wrapper's lookups reach them)."""
+    """The lexicon modules ``_add_feature_modules`` gave ``model`` (a peft wrapper's lookups reach them)."""
     return [m for m in (getattr(model, "lexicon_proj", None), getattr(model, "lexicon_embed", None)) if m is not None]
 
 
 @lru_cache(maxsize=None)
-def _with_lexicon(base: type) -> type:
-    """``base`` (an HF ``*ForTokenClassification``) whose classifier also reads the lexicon features: a
-    linear projection of each token's B/M/E/S multi-hot vector (see ``_emissions``)."""
+def _with_features(base: type) -> type:
+    """``base`` (an HF ``*ForTokenClassification``) whose emissions also read the lexicon features (a
+    linear projection of each token's B/M/E/S multi-hot vector) and/or hashed n-gram scores, as its config
+    declares (see ``_emissions``)."""
 
     def __init__(self, config):
         base.__init__(self, config)
-        _add_lexicon_modules(self, config)
+        _add_feature_modules(self, config)
         self.post_init()
 
     def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, lexicon=None, labels=None):
@@ -120,9 +134,9 @@ def _with_lexicon(base: type) -> type:
 @lru_cache(maxsize=None)
 def _auto_head(config_class: type) -> type:
     """What ``AutoModelForTokenClassification`` (and so ``pipeline("token-classification")``) builds for a
-    folder with a CRF or lexicon features: HF's head with the lexicon projection and CRF its config
-    declares, read from ``model.safetensors``. With a CRF its logits are the CRF's max-marginals, whose
-    argmax per token is the Viterbi path langbert decodes. A lexicon model needs its ``lexicon`` input,
+    folder with a CRF, lexicon features or n-gram scores: HF's head with the lexicon projection, n-gram
+    scores and CRF its config declares, read from ``model.safetensors``. With a CRF its logits are the
+    CRF's max-marginals, whose argmax per token is the Viterbi path langbert decodes. A lexicon model needs its ``lexicon`` input,
     which only langbert makes: called without it, it says so instead of answering without the lexicon."""
     from transformers import AutoModelForTokenClassification
 
@@ -130,7 +144,7 @@ def _auto_head(config_class: type) -> type:
 
     def __init__(self, config):
         base.__init__(self, config)
-        _add_lexicon_modules(self, config)
+        _add_feature_modules(self, config)
         crf = getattr(config, CRF_KEY, None)
         self.crf = CRF([config.id2label[i] for i in range(config.num_labels)], crf["scheme"]) if crf else None
         self.post_init()
@@ -176,6 +190,7 @@ class TokenClassification(Task):
         self.lexicon: Any = None
         """A ``Lexicon`` (a ``FoldedLexicon`` while training on a training-split lexicon); None without."""
         self._model_lexicon: list[Any] = []
+        self._model_ngrams: list[Any] = []
         self._lexicon_digest: str | None = None
 
     def state(self) -> dict[str, Any]:
@@ -257,15 +272,24 @@ class TokenClassification(Task):
             setattr(config, CRF_KEY, {"scheme": self.scheme})
         elif hasattr(config, CRF_KEY):
             delattr(config, CRF_KEY)
+        saved_buckets = (getattr(config, NGRAM_KEY, None) or {}).get("buckets")
+        if self.options.ngram_buckets:
+            setattr(config, NGRAM_KEY, {"buckets": self.options.ngram_buckets})
+        elif hasattr(config, NGRAM_KEY):
+            delattr(config, NGRAM_KEY)
         # A head HF does not have is saved under langbert's model type, so the Auto classes find it.
-        config = as_langbert_type(config, self.crf or self.lexicon is not None)
+        config = as_langbert_type(config, self.crf or _has_features(config))
         model, carried_on = from_pretrained_for_finetuning(self._model_class(config), name_or_path, config,
                                                            self.head_modules())
         model = self._attach_crf(model)
         if getattr(model, "lexicon_embed", None) is not None and not read_lexicon_input:
             # New: the encoder starts reading exactly what its pretraining fed it, the lexicon fading in.
             torch.nn.init.zeros_(model.lexicon_embed.weight)
+        ngrams = getattr(model, "ngram_scores", None)
+        if ngrams is not None and not (carried_on and saved_buckets == self.options.ngram_buckets):
+            ngrams.reset_parameters()  # new scores start at zero: the encoder's emissions as they were
         self._model_lexicon = _lexicon_modules(model)
+        self._model_ngrams = [ngrams] if ngrams is not None else []
         if self.crf and carried_on and (Path(name_or_path) / CRF_FILE).is_file():
             # The transitions were learned for these tags too: they carry on with the emissions.
             model.crf.load_state_dict(_saved_crf(name_or_path))
@@ -285,12 +309,12 @@ class TokenClassification(Task):
 
     def _model_class(self, config: Any) -> type:
         """HF's token-classification class for ``config`` (told of the CRF's keys where there is one), with
-        the lexicon projection where the config declares a lexicon."""
+        the lexicon projection and n-gram scores where the config declares them."""
         from transformers import AutoModelForTokenClassification
 
         base = _crf_keys_expected(config) if self.crf else model_class_for(
             AutoModelForTokenClassification, config, "token classification: no model class")
-        return _with_lexicon(base) if getattr(config, LEXICON_KEY, None) else base
+        return _with_features(base) if _has_features(config) else base
 
     def _read_lexicon(self, path: str | Path) -> None:
         file = Path(path) / LEXICON_FILE
@@ -310,20 +334,24 @@ class TokenClassification(Task):
 
     def head_modules(self) -> list[str]:
         lexicon = ["lexicon_proj", *(["lexicon_embed"] if self.options.lexicon_input else [])] if self.lexicon is not None else []
-        return ["classifier", *(["crf"] if self.crf else []), *lexicon]
+        return ["classifier", *(["crf"] if self.crf else []), *lexicon,
+                *(["ngram_scores"] if self.options.ngram_buckets else [])]
 
     def bind(self, model: Any) -> None:
-        """Point at the CRF and lexicon projection the model really trains: peft copies a
+        """Point at the CRF, lexicon and n-gram modules the model really trains: peft copies a
         ``modules_to_save`` module and trains the copy, so the module attached before wrapping is frozen
         from then on. PeftModel forwards attribute lookups down to the HF model."""
         if self.crf:
             self._crf_module = _trained_copy(model.crf)
         self._model_lexicon = [_trained_copy(m) for m in _lexicon_modules(model)]
+        self._model_ngrams = [_trained_copy(model.ngram_scores)] if getattr(model, "ngram_scores", None) is not None else []
 
     def lr_scaled_parameters(self) -> list[tuple[list[Any], float]]:
         scaled = [(list(self._crf_module.parameters()), self.options.crf_lr_scale)] if self.crf else []
         if self._model_lexicon:
             scaled.append(([p for m in self._model_lexicon for p in m.parameters()], self.options.lexicon_lr_scale))
+        if self._model_ngrams:
+            scaled.append(([p for m in self._model_ngrams for p in m.parameters()], self.options.ngram_lr_scale))
         return scaled
 
     def attach_exported(self, model: Any, path: str) -> None:
