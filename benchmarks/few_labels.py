@@ -72,7 +72,9 @@ def variant(system: str, args) -> str:
         return system
     rounds = "" if args.self_training_rounds == 1 else f"-{args.self_training_rounds}-rounds"
     share = "" if args.pseudo_label_fraction == 0.3 else f"-fraction-{args.pseudo_label_fraction:g}"
-    return system + rounds + share
+    longer = "" if args.student_epochs is None or system not in SELF_TRAINED \
+        else f"-student-epochs-{args.student_epochs:g}"
+    return system + rounds + share + longer
 
 
 def verbalizer_of(system: str, args) -> str:
@@ -114,7 +116,7 @@ def neural(system: str, model: str, splits: Splits, folder: Path, seed: int, arg
                  "batch_size": args.batch_size}
     if system in SELF_TRAINED:
         overrides.update(self_training_rounds=args.self_training_rounds,
-                         pseudo_label_fraction=args.pseudo_label_fraction,
+                         pseudo_label_fraction=args.pseudo_label_fraction, student_epochs=args.student_epochs,
                          pseudo_label_teacher="model" if system == "self-training" else "model+tfidf")
         if teacher is not None and (teacher / "langbert.json").exists() and not (folder / "self-training" / "round-0").exists():
             shutil.copytree(teacher, folder / "self-training" / "round-0", ignore=shutil.ignore_patterns("checkpoints"))
@@ -159,6 +161,8 @@ def main() -> None:
     p.add_argument("--setfit-pairs", type=int, default=1000)
     p.add_argument("--self-training-rounds", type=int, default=1)
     p.add_argument("--pseudo-label-fraction", type=float, default=0.3)
+    p.add_argument("--student-epochs", type=float, default=None,
+                   help="self-training systems: epochs of each student (student_epochs); unset: the recipe's")
     p.add_argument("--batch-size", type=int, default=16, help="every neural system's (the recipe's min_steps stays)")
     p.add_argument("--work", default="benchmarks/work/few_labels")
     args = p.parse_args()
@@ -216,7 +220,8 @@ def main() -> None:
                     extras[k].append(v)
             if system in SELF_TRAINED or system == "tfidf-lr-self-training":
                 extras.update(self_training_rounds=args.self_training_rounds,
-                              pseudo_label_fraction=args.pseudo_label_fraction, unlabeled=len(train_rows) - n)
+                              pseudo_label_fraction=args.pseudo_label_fraction, unlabeled=len(train_rows) - n,
+                              **({"student_epochs": args.student_epochs} if "-student-epochs" in name else {}))
             emit(row(f"zh-sentiment@{size}", name, "test_accuracy", statistics.mean(values), statistics.mean(walls),
                      std=statistics.stdev(values) if len(values) > 1 else None, seeds=args.seeds,
                      values=[round(v, 4) for v in values], train_loop_seconds=round(statistics.mean(loops), 1), labelled=n,

@@ -97,6 +97,9 @@ class TrainConfig:
     of a character 1-3-gram TF-IDF + logistic regression fitted on the same labelled rows (co-training: a
     second view of the text that makes other mistakes, so the student does not only relearn its teacher's).
     The output is the neural model either way."""
+    student_epochs: float | None = None
+    """Epochs of each self-training round after the first: its student learns from the labels plus
+    thousands of pseudo-labels, many more texts than the first round's few labels. Unset: ``epochs``."""
     batch_size: int = 32
     eval_batch_size: int = 64
     gradient_accumulation_steps: int = 1
@@ -175,9 +178,12 @@ class TrainConfig:
                               f"{self.self_training_rounds} and {self.pseudo_label_fraction}")
         if isinstance(self.unlabeled, str):
             self.unlabeled = [self.unlabeled]
-        if (self.unlabeled or self.pseudo_label_teacher != "model") and not self.self_training_rounds:
-            raise ConfigError("unlabeled and pseudo_label_teacher are read by self-training only: set "
-                              "self_training_rounds >= 1")
+        if (self.unlabeled or self.pseudo_label_teacher != "model" or self.student_epochs is not None) \
+                and not self.self_training_rounds:
+            raise ConfigError("unlabeled, pseudo_label_teacher and student_epochs are read by self-training only: "
+                              "set self_training_rounds >= 1")
+        if self.student_epochs is not None and self.student_epochs <= 0:
+            raise ConfigError(f"student_epochs must be > 0, got {self.student_epochs}")
         if self.epochs <= 0 and self.max_steps <= 0:
             raise ConfigError("give epochs > 0 or max_steps > 0")
         _check_optimization(self)

@@ -155,3 +155,21 @@ def test_students_of_a_zero_shot_teacher_learn_from_pseudo_labels_alone(tmp_path
     with pytest.raises(ConfigError, match="zero-shot has none"):
         train(tiny_train_config(tmp_path, tiny_mlm_dir, data, pseudo_label_teacher="model+tfidf",
                                 output_dir=str(tmp_path / "other"), **settings))
+
+
+def test_students_train_for_student_epochs_and_the_first_round_for_epochs(tmp_path, tiny_model_dir):
+    data = write_jsonl(tmp_path / "t.jsonl", [{"text": t, "label": l} for t, l in SENTIMENT])
+    pool = tmp_path / "u.txt"
+    pool.write_text("\n".join(UNLABELED) + "\n", encoding="utf-8")
+    out = train(tiny_train_config(tmp_path, tiny_model_dir, data, unlabeled=[str(pool)], self_training_rounds=1,
+                                  pseudo_label_fraction=0.5, max_steps=-1, epochs=2, student_epochs=3))
+    meta = json.loads((out / "langbert.json").read_text())
+    first = json.loads((out / "self-training" / "round-0" / "langbert.json").read_text())
+    kept = sum(meta["self_training"][0]["pseudo_labels"].values())
+    assert first["steps"] == 2 * -(-len(SENTIMENT) // 8)
+    assert meta["steps"] == 3 * -(-(len(SENTIMENT) + kept) // 8) and kept == 6
+    assert meta["config"]["student_epochs"] == 3 and first["config"]["epochs"] == 2
+    with pytest.raises(ConfigError, match="student_epochs"):
+        tiny_train_config(tmp_path, tiny_model_dir, data, student_epochs=3)
+    with pytest.raises(ConfigError, match="student_epochs must be > 0"):
+        tiny_train_config(tmp_path, tiny_model_dir, data, self_training_rounds=1, student_epochs=0)

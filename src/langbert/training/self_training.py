@@ -40,7 +40,8 @@ from .finetune import train as train_once
 
 logger = logging.getLogger(__name__)
 
-SELF_TRAINING_SETTINGS = ("unlabeled", "self_training_rounds", "pseudo_label_fraction", "pseudo_label_teacher")
+SELF_TRAINING_SETTINGS = ("unlabeled", "self_training_rounds", "pseudo_label_fraction", "pseudo_label_teacher",
+                          "student_epochs")
 
 
 def select_confident(predicted: Sequence[tuple[str, float]], fraction: float) -> list[int]:
@@ -122,7 +123,7 @@ def self_train(config: TrainConfig, callbacks: Sequence[Any] = (), splits: Split
             logger.warning("self-training round %d: the teacher predicts no unlabelled text as %s; the next model "
                            "learns those labels from the labelled rows alone", n,
                            sorted(set(task.labels) - set(counts)))
-        student = dataclasses.replace(single, method="finetune",
+        student = dataclasses.replace(single, method="finetune", epochs=config.student_epochs or config.epochs,
                                       output_dir=str(out if n == config.self_training_rounds else work / f"round-{n}"))
         folder = _finished_or_train(student, callbacks, dataclasses.replace(splits, train=[*labelled, *pseudo]))
     write_metadata(out, {**read_metadata(out), "config": config.to_dict(), "self_training": rounds})
