@@ -67,7 +67,8 @@ ZERO_SHOT = ["cloze-zero-shot", "cloze-zero-shot-uncalibrated", "cloze-zero-shot
 
 
 def variant(system: str, args) -> str:
-    """The row's system: a self-training system run with other rounds or share than the defaults says so."""
+    """The row's system: a self-training system run with other rounds, share or student epochs than the
+    defaults says so."""
     if system not in SELF_TRAINED and system != "tfidf-lr-self-training":
         return system
     rounds = "" if args.self_training_rounds == 1 else f"-{args.self_training_rounds}-rounds"
@@ -234,24 +235,31 @@ def labelled(row: dict) -> int:
 
 
 def plot(rows: list[dict], path: Path) -> None:
+    """One line per system measured at two sizes or more (single-size ablations stay in the table), TF-IDF +
+    LR in black as the line to beat, the zero-shot rows as horizontal lines."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    fig, ax = plt.subplots(figsize=(9.5, 4.8))
     curve = [r for r in rows if r["dataset"].startswith("zh-sentiment@") and r["dataset"] != "zh-sentiment@0"]
-    for system in dict.fromkeys(r["system"] for r in curve):
-        pts = sorted((labelled(r), r["value"], r.get("std") or 0.0) for r in curve
-                     if r["system"] == system)
+    systems = [s for s in dict.fromkeys(r["system"] for r in curve) if sum(r["system"] == s for r in curve) > 1]
+    tab20 = plt.get_cmap("tab20").colors
+    colours = iter(c for c in tab20[::2] + tab20[1::2] if len(set(c)) > 1)  # no greys: the zero-shot lines are
+    for system in sorted(systems, key=lambda s: s != "tfidf-lr"):
+        pts = sorted((labelled(r), r["value"], r.get("std") or 0.0) for r in curve if r["system"] == system)
         xs, ys, sd = [n for n, *_ in pts], [v for _, v, _ in pts], [s for *_, s in pts]
-        line, = ax.plot(xs, ys, marker="o", label=system)
-        ax.fill_between(xs, [y - s for y, s in zip(ys, sd)], [y + s for y, s in zip(ys, sd)], color=line.get_color(),
-                        alpha=0.15)
+        style = dict(color="black", lw=2.2, ls="--") if system == "tfidf-lr" else dict(color=next(colours), lw=1.4)
+        ax.plot(xs, ys, marker="o", label=system, **style)
+        ax.fill_between(xs, [y - s for y, s in zip(ys, sd)], [y + s for y, s in zip(ys, sd)], color=style["color"],
+                        alpha=0.12)
     for r in rows:
-        if r["dataset"] == "zh-sentiment@0" and r["system"] in ("cloze-zero-shot", "cloze-zero-shot-words"):
-            ax.axhline(r["value"], ls=":" if r["system"] == "cloze-zero-shot" else "--", color="grey",
-                       label=f"{r['system'].replace('-', ' ')} ({r['value']:.3f})")
+        if r["dataset"] == "zh-sentiment@0" and r["system"] in ("cloze-zero-shot-words",
+                                                                "cloze-zero-shot-words-calibrated-on-texts"):
+            calibrated = r["system"].endswith("-calibrated-on-texts")
+            ax.axhline(r["value"], ls="-." if calibrated else ":", color="grey",
+                       label=f"zero-shot, ten words{', calibrated on texts' if calibrated else ''} ({r['value']:.3f})")
     ax.set_xscale("log")
     sizes = sorted({(labelled(r), r["dataset"].endswith("@full")) for r in curve})
     ax.set_xticks([n for n, _ in sizes], [f"all {n:,}" if full else f"{n:,}" for n, full in sizes])
@@ -260,7 +268,7 @@ def plot(rows: list[dict], path: Path) -> None:
     ax.set_ylabel("test accuracy")
     ax.set_title("zh-sentiment: accuracy against labelled data")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
