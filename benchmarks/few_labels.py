@@ -26,6 +26,7 @@ same subset where it has finished (the same settings; its folder is copied in as
     python benchmarks/few_labels.py --model ... --sizes full --no-zero-shot --systems tfidf-lr finetune
     python benchmarks/few_labels.py --model ... --sizes 100 500 --no-zero-shot \
         --systems tfidf-lr-self-training self-training
+    python benchmarks/few_labels.py --model OTHER --variant NAME ...   # rows <system>-NAME beside the others
 """
 
 from __future__ import annotations
@@ -68,14 +69,15 @@ ZERO_SHOT = ["cloze-zero-shot", "cloze-zero-shot-uncalibrated", "cloze-zero-shot
 
 def variant(system: str, args) -> str:
     """The row's system: a self-training system run with other rounds, share or student epochs than the
-    defaults says so."""
+    defaults says so, and every system of a ``--variant`` run ends with its name."""
+    named = f"-{args.variant}" if args.variant else ""
     if system not in SELF_TRAINED and system != "tfidf-lr-self-training":
-        return system
+        return system + ("" if system == "tfidf-lr" else named)
     rounds = "" if args.self_training_rounds == 1 else f"-{args.self_training_rounds}-rounds"
     share = "" if args.pseudo_label_fraction == 0.3 else f"-fraction-{args.pseudo_label_fraction:g}"
     longer = "" if args.student_epochs is None or system not in SELF_TRAINED \
         else f"-student-epochs-{args.student_epochs:g}"
-    return system + rounds + share + longer
+    return system + rounds + share + longer + ("" if system == "tfidf-lr-self-training" else named)
 
 
 def verbalizer_of(system: str, args) -> str:
@@ -165,6 +167,9 @@ def main() -> None:
     p.add_argument("--student-epochs", type=float, default=None,
                    help="self-training systems: epochs of each student (student_epochs); unset: the recipe's")
     p.add_argument("--batch-size", type=int, default=16, help="every neural system's (the recipe's min_steps stays)")
+    p.add_argument("--variant", default=None,
+                   help="a name appended to every neural system (rows and work folders), e.g. for another --model, "
+                        "so its rows stand beside the main ones instead of replacing them")
     p.add_argument("--work", default="benchmarks/work/few_labels")
     args = p.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
@@ -181,16 +186,17 @@ def main() -> None:
 
     def common(system: str) -> dict:
         cloze = system.startswith("cloze")
-        return {"model": args.model, **({"pattern": args.pattern, "verbalizer": verbalizer_of(system, args)}
-                                         if cloze else {})}
+        return {"model": args.model, **({} if system.startswith("tfidf") else encoder),
+                **({"pattern": args.pattern, "verbalizer": verbalizer_of(system, args)} if cloze else {})}
+    encoder = _encoder(args.model)
     if args.zero_shot:
         for system in args.zero_shot_systems:
             # Calibrating on texts reads the whole training split's texts, never its labels.
             texts = system.endswith("-calibrated-on-texts")
             splits = Splits(train=train_rows if texts else subset(train_rows, 32, 0), dev=subset(train_rows, 32, 0),
                             test=test, source="zh-sentiment (zero-shot: no training)")
-            acc, wall, _, _ = neural(system, args.model, splits, work / system, 0, args)
-            emit(row("zh-sentiment@0", system, "test_accuracy", acc, wall, **common(system),
+            acc, wall, _, _ = neural(system, args.model, splits, work / variant(system, args), 0, args)
+            emit(row("zh-sentiment@0", variant(system, args), "test_accuracy", acc, wall, **common(system),
                      **({"calibration_texts": args.calibration_texts} if texts else {})))
 
     for size in args.sizes:
@@ -213,7 +219,8 @@ def main() -> None:
                     values.append(acc); walls.append(wall); loops.append(wall)
                     continue
                 splits = Splits(train=few, dev=few, test=test, source=f"zh-sentiment, {n} training reviews (seed {seed})")
-                first = work / f"{SELF_TRAINED[system]}-{size}-seed{seed}" if system in SELF_TRAINED else None
+                first = work / f"{variant(SELF_TRAINED[system], args)}-{size}-seed{seed}" \
+                    if system in SELF_TRAINED else None
                 acc, wall, loop, extra = neural(system, args.model, splits, work / f"{name}-{size}-seed{seed}", seed,
                                                 args, pool if system in SELF_TRAINED else None, first)
                 values.append(acc); walls.append(wall); loops.append(loop)
@@ -227,6 +234,20 @@ def main() -> None:
                      std=statistics.stdev(values) if len(values) > 1 else None, seeds=args.seeds,
                      values=[round(v, 4) for v in values], train_loop_seconds=round(statistics.mean(loops), 1), labelled=n,
                      **common(system), **extras))
+
+
+def _encoder(path: str) -> dict:
+    """What a row records of its checkpoint's masked-LM where langbert pretrained it: the steps of every
+    pretraining run it continues, summed, and the last one's held-out perplexity."""
+    found: dict = {}
+    while (Path(path) / "langbert.json").exists():
+        meta = json.loads((Path(path) / "langbert.json").read_text(encoding="utf-8"))
+        if meta.get("stage") != "pretrain":
+            break
+        found.setdefault("encoder_perplexity", meta["heldout_perplexity"]["after"])
+        found["encoder_steps"] = found.get("encoder_steps", 0) + meta["steps"]
+        path = meta["source_model"]
+    return found
 
 
 def labelled(row: dict) -> int:

