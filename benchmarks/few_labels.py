@@ -67,17 +67,35 @@ ZERO_SHOT = ["cloze-zero-shot", "cloze-zero-shot-uncalibrated", "cloze-zero-shot
              "cloze-zero-shot-words-calibrated-on-texts"]
 
 
+def fine_tuned(system: str) -> bool:
+    """Whether the system (its first model, for self-training) is fine-tuned by gradient steps on the labels:
+    not TF-IDF, not SetFit's contrastive loop, not zero-shot."""
+    first = SELF_TRAINED.get(system, system)
+    return not (first.startswith("tfidf") or first == "setfit" or first.startswith("cloze-zero-shot"))
+
+
+def shaping(system: str, args) -> str:
+    """The name's mark for fine-tuning shaped by layer-wise learning-rate decay or a weight average."""
+    if not fine_tuned(system):
+        return ""
+    return (f"-llrd-{args.layer_lr_decay:g}" if args.layer_lr_decay != 1 else "") + \
+        (f"-ema-{args.ema_decay:g}" if args.ema_decay else "")
+
+
 def variant(system: str, args) -> str:
-    """The row's system: a self-training system run with other rounds, share or student epochs than the
-    defaults says so, and every system of a ``--variant`` run ends with its name."""
+    """The row's system: a self-training system run with other rounds, share, student epochs or targets than
+    the defaults says so, a fine-tuned one with layer-wise decay or a weight average too, and every system of
+    a ``--variant`` run ends with its name."""
     named = f"-{args.variant}" if args.variant else ""
     if system not in SELF_TRAINED and system != "tfidf-lr-self-training":
-        return system + ("" if system == "tfidf-lr" else named)
+        return system + shaping(system, args) + ("" if system == "tfidf-lr" else named)
     rounds = "" if args.self_training_rounds == 1 else f"-{args.self_training_rounds}-rounds"
     share = "" if args.pseudo_label_fraction == 0.3 else f"-fraction-{args.pseudo_label_fraction:g}"
     longer = "" if args.student_epochs is None or system not in SELF_TRAINED \
         else f"-student-epochs-{args.student_epochs:g}"
-    return system + rounds + share + longer + ("" if system == "tfidf-lr-self-training" else named)
+    soft = "-soft-targets" if args.pseudo_label_targets == "probabilities" and system in SELF_TRAINED else ""
+    return system + rounds + share + longer + soft + shaping(system, args) + \
+        ("" if system == "tfidf-lr-self-training" else named)
 
 
 def verbalizer_of(system: str, args) -> str:
@@ -117,9 +135,12 @@ def neural(system: str, model: str, splits: Splits, folder: Path, seed: int, arg
     ``teacher``: a self-training system's first model, copied in as its round 0 where it has finished."""
     overrides = {"model": model, "output_dir": str(folder), "seed": seed, "progress": False,
                  "batch_size": args.batch_size}
+    if fine_tuned(system):
+        overrides.update(layer_lr_decay=args.layer_lr_decay, ema_decay=args.ema_decay)
     if system in SELF_TRAINED:
         overrides.update(self_training_rounds=args.self_training_rounds,
                          pseudo_label_fraction=args.pseudo_label_fraction, student_epochs=args.student_epochs,
+                         pseudo_label_targets=args.pseudo_label_targets,
                          pseudo_label_teacher="model" if system == "self-training" else "model+tfidf")
         if teacher is not None and (teacher / "langbert.json").exists() and not (folder / "self-training" / "round-0").exists():
             shutil.copytree(teacher, folder / "self-training" / "round-0", ignore=shutil.ignore_patterns("checkpoints"))
@@ -166,6 +187,14 @@ def main() -> None:
     p.add_argument("--pseudo-label-fraction", type=float, default=0.3)
     p.add_argument("--student-epochs", type=float, default=None,
                    help="self-training systems: epochs of each student (student_epochs); unset: the recipe's")
+    p.add_argument("--pseudo-label-targets", choices=["label", "probabilities"], default="label",
+                   help="self-training systems: what students learn from the pool (pseudo_label_targets); "
+                        "probabilities: the teacher's, rows named -soft-targets")
+    p.add_argument("--layer-lr-decay", type=float, default=1.0,
+                   help="fine-tuned systems (students included): layer-wise learning-rate decay, rows named -llrd-X")
+    p.add_argument("--ema-decay", type=float, default=0.0,
+                   help="fine-tuned systems (students included): an exponential moving average of the weights is "
+                        "the model, rows named -ema-X")
     p.add_argument("--batch-size", type=int, default=16, help="every neural system's (the recipe's min_steps stays)")
     p.add_argument("--variant", default=None,
                    help="a name appended to every neural system (rows and work folders), e.g. for another --model, "
@@ -187,7 +216,9 @@ def main() -> None:
     def common(system: str) -> dict:
         cloze = system.startswith("cloze")
         return {"model": args.model, **({} if system.startswith("tfidf") else encoder),
-                **({"pattern": args.pattern, "verbalizer": verbalizer_of(system, args)} if cloze else {})}
+                **({"pattern": args.pattern, "verbalizer": verbalizer_of(system, args)} if cloze else {}),
+                **({"layer_lr_decay": args.layer_lr_decay, "ema_decay": args.ema_decay}
+                   if shaping(system, args) else {})}
     encoder = _encoder(args.model)
     if args.zero_shot:
         for system in args.zero_shot_systems:
@@ -229,7 +260,8 @@ def main() -> None:
             if system in SELF_TRAINED or system == "tfidf-lr-self-training":
                 extras.update(self_training_rounds=args.self_training_rounds,
                               pseudo_label_fraction=args.pseudo_label_fraction, unlabeled=len(train_rows) - n,
-                              **({"student_epochs": args.student_epochs} if "-student-epochs" in name else {}))
+                              **({"student_epochs": args.student_epochs} if "-student-epochs" in name else {}),
+                              **({"pseudo_label_targets": "probabilities"} if "-soft-targets" in name else {}))
             emit(row(f"zh-sentiment@{size}", name, "test_accuracy", statistics.mean(values), statistics.mean(walls),
                      std=statistics.stdev(values) if len(values) > 1 else None, seeds=args.seeds,
                      values=[round(v, 4) for v in values], train_loop_seconds=round(statistics.mean(loops), 1), labelled=n,

@@ -73,11 +73,18 @@ def test_few_label_rows_name_their_variant_and_their_encoders_pretraining(tmp_pa
     import argparse
 
     few = _script("few_labels")
-    args = argparse.Namespace(variant=None, self_training_rounds=1, pseudo_label_fraction=0.3, student_epochs=None)
+    args = argparse.Namespace(variant=None, self_training_rounds=1, pseudo_label_fraction=0.3, student_epochs=None,
+                              pseudo_label_targets="label", layer_lr_decay=1.0, ema_decay=0.0)
     assert [few.variant(s, args) for s in ("finetune", "co-training", "tfidf-lr")] == ["finetune", "co-training",
                                                                                       "tfidf-lr"]
-    args = argparse.Namespace(variant="more-mlm", self_training_rounds=2, pseudo_label_fraction=0.3, student_epochs=3)
-    assert few.variant("co-training", args) == "co-training-2-rounds-student-epochs-3-more-mlm"
+    args = argparse.Namespace(variant="more-mlm", self_training_rounds=2, pseudo_label_fraction=0.3, student_epochs=3,
+                              pseudo_label_targets="probabilities", layer_lr_decay=0.9, ema_decay=0.99)
+    assert few.variant("co-training", args) == \
+        "co-training-2-rounds-student-epochs-3-soft-targets-llrd-0.9-ema-0.99-more-mlm"
+    # Fine-tuning's shape marks the systems fine-tuned on the labels only: SetFit and zero-shot never take it.
+    assert few.variant("finetune", args) == "finetune-llrd-0.9-ema-0.99-more-mlm"
+    assert few.variant("setfit-co-training", args) == \
+        "setfit-co-training-2-rounds-student-epochs-3-soft-targets-more-mlm"
     # TF-IDF reads no checkpoint: its rows stay the same whatever the variant; its self-training row names
     # its rounds only.
     assert few.variant("tfidf-lr", args) == "tfidf-lr"

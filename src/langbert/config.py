@@ -100,6 +100,10 @@ class TrainConfig:
     student_epochs: float | None = None
     """Epochs of each self-training round after the first: its student learns from the labels plus
     thousands of pseudo-labels, many more texts than the first round's few labels. Unset: ``epochs``."""
+    pseudo_label_targets: Literal["label", "probabilities"] = "label"
+    """What a student learns from each kept unlabelled text: the teacher's label (one-hot), or its
+    probabilities (soft targets, knowledge distillation), so a text the teacher was 70% sure of teaches
+    70/30 and not 100/0. The labelled rows teach their one-hot label either way."""
     batch_size: int = 32
     eval_batch_size: int = 64
     gradient_accumulation_steps: int = 1
@@ -178,10 +182,11 @@ class TrainConfig:
                               f"{self.self_training_rounds} and {self.pseudo_label_fraction}")
         if isinstance(self.unlabeled, str):
             self.unlabeled = [self.unlabeled]
-        if (self.unlabeled or self.pseudo_label_teacher != "model" or self.student_epochs is not None) \
+        if (self.unlabeled or self.pseudo_label_teacher != "model" or self.student_epochs is not None
+                or self.pseudo_label_targets != "label") \
                 and not self.self_training_rounds:
-            raise ConfigError("unlabeled, pseudo_label_teacher and student_epochs are read by self-training only: "
-                              "set self_training_rounds >= 1")
+            raise ConfigError("unlabeled, pseudo_label_teacher, student_epochs and pseudo_label_targets are read by "
+                              "self-training only: set self_training_rounds >= 1")
         if self.student_epochs is not None and self.student_epochs <= 0:
             raise ConfigError(f"student_epochs must be > 0, got {self.student_epochs}")
         if self.epochs <= 0 and self.max_steps <= 0:

@@ -173,3 +173,36 @@ def test_students_train_for_student_epochs_and_the_first_round_for_epochs(tmp_pa
         tiny_train_config(tmp_path, tiny_model_dir, data, student_epochs=3)
     with pytest.raises(ConfigError, match="student_epochs must be > 0"):
         tiny_train_config(tmp_path, tiny_model_dir, data, self_training_rounds=1, student_epochs=0)
+
+
+def test_students_can_learn_the_teachers_probabilities_instead_of_its_labels(tmp_path, tiny_model_dir, monkeypatch):
+    from langbert.tasks.sequence_classification import TextClassification
+
+    seen = []
+    original = TextClassification.soft_targets
+
+    def spy(self, features, rows):
+        features = original(self, features, rows)
+        seen.extend((row, item.get("labels")) for row, item in zip(rows, features) if row.probabilities)
+        return features
+
+    monkeypatch.setattr(TextClassification, "soft_targets", spy)
+    data = write_jsonl(tmp_path / "t.jsonl", [{"text": t, "label": l} for t, l in SENTIMENT])
+    pool = tmp_path / "u.txt"
+    pool.write_text("\n".join(UNLABELED) + "\n", encoding="utf-8")
+    out = train(tiny_train_config(tmp_path, tiny_model_dir, data, unlabeled=[str(pool)], self_training_rounds=1,
+                                  pseudo_label_fraction=0.5, pseudo_label_targets="probabilities"))
+    meta = json.loads((out / "langbert.json").read_text())
+    assert meta["self_training"][0]["targets"] == "probabilities"
+    teacher = Predictor.load(out / "self-training" / "round-0")
+    expected = {t: p["probabilities"] for t, p in zip(UNLABELED, teacher.predict(UNLABELED))}
+    kept = {row.text for row, _ in seen}
+    assert len(kept) == sum(meta["self_training"][0]["pseudo_labels"].values()) == 6
+    labels = sorted(next(iter(expected.values())))  # the task's label order
+    for row, target in seen:  # the student's target for a kept text is its teacher's distribution, not 0/1
+        assert target == pytest.approx([expected[row.text][label] for label in labels], abs=1e-5)
+        assert row.label == max(expected[row.text], key=expected[row.text].get)
+    assert any(0.01 < t < 0.99 for _, target in seen for t in target)
+    assert len(Predictor.load(out).predict(UNLABELED[:2])) == 2
+    with pytest.raises(ConfigError, match="pseudo_label_targets"):
+        tiny_train_config(tmp_path, tiny_model_dir, data, pseudo_label_targets="probabilities")

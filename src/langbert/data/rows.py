@@ -18,12 +18,16 @@ class Row:
     source: str | None = None
     """File the row was read from (or a built-in dataset name), for error messages."""
     line: int | None = None
+    probabilities: tuple[tuple[str, float], ...] | None = None
+    """A teacher's (label, probability) pairs for this text: the target a self-training student learns
+    in place of the one-hot label (``pseudo_label_targets: probabilities``); ``label`` is their likeliest."""
 
 
 def fingerprint(rows: Iterable[Row]) -> str:
     """A stable hash of the content (not the order of files on disk), stored with every model."""
     digest = hashlib.sha256()
     for row in rows:
-        digest.update(json.dumps([row.text, row.pair, row.label], ensure_ascii=False).encode("utf-8"))
+        content = [row.text, row.pair, row.label, *([row.probabilities] if row.probabilities else [])]
+        digest.update(json.dumps(content, ensure_ascii=False).encode("utf-8"))
         digest.update(b"\n")
     return digest.hexdigest()[:16]

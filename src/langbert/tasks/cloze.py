@@ -276,7 +276,7 @@ class ClozeClassification(TextClassification):
             if with_labels and row.label is not None:
                 item["labels"] = self.target(row.label)
             features.append(item)
-        return features
+        return self.soft_targets(features, rows)
 
     def state(self) -> dict[str, Any]:
         return {"name": self.name, "options": self.options.to_dict()}

@@ -32,6 +32,16 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))
 
 
+def cross_entropy(outputs: Any, labels: Any, num_items_in_batch: Any = None) -> Any:
+    """The batch's mean cross-entropy against label ids, or against label probabilities (a teacher's soft
+    targets, knowledge distillation: Hinton et al. 2015), on float32 logits either way."""
+    import torch
+
+    logits = outputs.logits.float()
+    target = labels.float() if labels.is_floating_point() else labels.view(-1)
+    return torch.nn.functional.cross_entropy(logits.view(-1, logits.shape[-1]), target)
+
+
 class SequenceClassificationTask(Task):
     """Shared machinery; subclasses say what a label is and how outputs are scored and decoded."""
 
@@ -146,6 +156,24 @@ class TextClassification(SequenceClassificationTask):
 
     def target(self, label: str) -> int:
         return self.labels.index(label)
+
+    def encode(self, rows: Sequence[Row], tokenizer: Any, max_length: int, with_labels: bool = True) -> list[dict]:
+        return self.soft_targets(super().encode(rows, tokenizer, max_length, with_labels), rows)
+
+    def soft_targets(self, features: list[dict], rows: Sequence[Row]) -> list[dict]:
+        """Where any row carries a teacher's probabilities, every target becomes a distribution over the
+        labels (one-hot for a labelled row), so the rows of a batch collate into one float tensor."""
+        if not any(r.probabilities for r in rows):
+            return features
+        for item, row in zip(features, rows):
+            if "labels" in item:
+                given = dict(row.probabilities or ((row.label, 1.0),))
+                item["labels"] = [float(given.get(label, 0.0)) for label in self.labels]
+        return features
+
+    def loss_function(self) -> Any:
+        # Computed here rather than by the model: HF's own classification heads read the labels as ids only.
+        return cross_entropy
 
     def score(self, logits: np.ndarray, targets: np.ndarray) -> Report:
         return single_label_report(np.asarray(targets).tolist(), logits.argmax(-1).tolist(), self.labels)

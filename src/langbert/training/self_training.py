@@ -6,9 +6,10 @@ zero-shot cloze model with no training step, whose students then learn from pseu
 round after it predicts every unlabelled text with the previous round's model, keeps the
 ``pseudo_label_fraction`` it is most confident of (the same number for each label, so a model that leans
 to one label does not teach only that one), and fine-tunes a fresh copy of ``config.model`` on the
-labelled rows plus those. The last round writes ``config.output_dir``; earlier
-rounds are kept under its ``self-training/`` folder, and a finished round is reused on a rerun, so a run
-stopped between rounds goes on from the last one that finished. ``langbert.json`` records what every round
+labelled rows plus those (their labels, or with ``pseudo_label_targets: probabilities`` the teacher's
+probabilities, the soft targets of knowledge distillation). The last round writes ``config.output_dir``;
+earlier rounds are kept under its ``self-training/`` folder, and a finished round is reused on a rerun, so a
+run stopped between rounds goes on from the last one that finished. ``langbert.json`` records what every round
 kept and how sure the teacher was.
 
 Pseudo-labels are as wrong as the teacher that makes them; keeping only the surest share is what makes them
@@ -41,7 +42,7 @@ from .finetune import train as train_once
 logger = logging.getLogger(__name__)
 
 SELF_TRAINING_SETTINGS = ("unlabeled", "self_training_rounds", "pseudo_label_fraction", "pseudo_label_teacher",
-                          "student_epochs")
+                          "student_epochs", "pseudo_label_targets")
 
 
 def select_confident(predicted: Sequence[tuple[str, float]], fraction: float) -> list[int]:
@@ -112,10 +113,14 @@ def self_train(config: TrainConfig, callbacks: Sequence[Any] = (), splits: Split
         if second_view is not None:
             predicted = [_averaged(p, q) for p, q in zip(predicted, second_view)]
         keep = select_confident([(p["label"], p["score"]) for p in predicted], config.pseudo_label_fraction)
-        pseudo = [dataclasses.replace(unlabeled[i], label=predicted[i]["label"]) for i in keep]
+        soft = config.pseudo_label_targets == "probabilities"
+        pseudo = [dataclasses.replace(unlabeled[i], label=predicted[i]["label"],
+                                      probabilities=tuple(predicted[i]["probabilities"].items()) if soft else None)
+                  for i in keep]
         counts = dict(sorted(Counter(r.label for r in pseudo).items()))
         rounds.append({"round": n, "teacher": str(folder), "teacher_dev": teacher["metrics"].get("dev"),
-                       "labelled_by": config.pseudo_label_teacher, "unlabeled": len(unlabeled), "pseudo_labels": counts,
+                       "labelled_by": config.pseudo_label_teacher, "targets": config.pseudo_label_targets,
+                       "unlabeled": len(unlabeled), "pseudo_labels": counts,
                        "lowest_confidence_kept": round(min(predicted[i]["score"] for i in keep), 6)})
         logger.info("self-training round %d/%d: %d of %d unlabelled texts kept as %s", n,
                     config.self_training_rounds, len(pseudo), len(unlabeled), counts)
