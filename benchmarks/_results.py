@@ -70,6 +70,19 @@ def run_once(folder: Path, config, run) -> dict:
     return meta
 
 
+def pretraining_runs(path: str | Path) -> list[dict]:
+    """The ``langbert.json`` of every masked-LM run a checkpoint comes from, its own first, following each
+    run's ``source_model`` back to the first folder langbert did not pretrain (none for such a folder)."""
+    runs = []
+    while (Path(path) / "langbert.json").exists():
+        meta = json.loads((Path(path) / "langbert.json").read_text(encoding="utf-8"))
+        if meta.get("stage") != "pretrain":
+            break
+        runs.append(meta)
+        path = meta["source_model"]
+    return runs
+
+
 def _cores() -> int:
     import os
 

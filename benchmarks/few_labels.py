@@ -32,6 +32,7 @@ same subset where it has finished (the same settings; its folder is copied in as
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import logging
 import random
@@ -44,7 +45,7 @@ from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _results import RESULTS, row, run_once, write_rows  # noqa: E402
+from _results import RESULTS, pretraining_runs, row, run_once, write_rows  # noqa: E402
 
 from langbert.config import load_recipe  # noqa: E402
 from langbert.data import get_builtin  # noqa: E402
@@ -271,15 +272,11 @@ def main() -> None:
 def _encoder(path: str) -> dict:
     """What a row records of its checkpoint's masked-LM where langbert pretrained it: the steps of every
     pretraining run it continues, summed, and the last one's held-out perplexity."""
-    found: dict = {}
-    while (Path(path) / "langbert.json").exists():
-        meta = json.loads((Path(path) / "langbert.json").read_text(encoding="utf-8"))
-        if meta.get("stage") != "pretrain":
-            break
-        found.setdefault("encoder_perplexity", meta["heldout_perplexity"]["after"])
-        found["encoder_steps"] = found.get("encoder_steps", 0) + meta["steps"]
-        path = meta["source_model"]
-    return found
+    runs = pretraining_runs(path)
+    if not runs:
+        return {}
+    return {"encoder_perplexity": runs[0]["heldout_perplexity"]["after"],
+            "encoder_steps": sum(meta["steps"] for meta in runs)}
 
 
 def labelled(row: dict) -> int:
@@ -299,7 +296,8 @@ def plot(rows: list[dict], path: Path) -> None:
     curve = [r for r in rows if r["dataset"].startswith("zh-sentiment@") and r["dataset"] != "zh-sentiment@0"]
     systems = [s for s in dict.fromkeys(r["system"] for r in curve) if sum(r["system"] == s for r in curve) > 1]
     tab20 = plt.get_cmap("tab20").colors
-    colours = iter(c for c in tab20[::2] + tab20[1::2] if len(set(c)) > 1)  # no greys: the zero-shot lines are
+    # No greys (the zero-shot lines are grey); colours repeat only past eighteen lines.
+    colours = itertools.cycle([c for c in tab20[::2] + tab20[1::2] if len(set(c)) > 1])
     for system in sorted(systems, key=lambda s: s != "tfidf-lr"):
         pts = sorted((labelled(r), r["value"], r.get("std") or 0.0) for r in curve if r["system"] == system)
         xs, ys, sd = [n for n, *_ in pts], [v for _, v, _ in pts], [s for *_, s in pts]

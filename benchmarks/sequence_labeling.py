@@ -27,7 +27,7 @@ import numpy as np
 from typing import Any, Sequence
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _results import RESULTS, row, run_once, write_rows  # noqa: E402
+from _results import RESULTS, pretraining_runs, row, run_once, write_rows  # noqa: E402
 
 from langbert.config import AdaptConfig, DataConfig, TrainConfig  # noqa: E402
 from langbert.data import get_builtin  # noqa: E402
@@ -277,10 +277,10 @@ def _detail(found) -> dict:
 
 def _encoder(path: str) -> dict:
     """What a row records of its encoder's masked-LM, where langbert pretrained it."""
-    meta_path = Path(path) / "langbert.json"
-    meta = json.loads(meta_path.read_text(encoding="utf-8")) if meta_path.exists() else {}
-    if meta.get("stage") != "pretrain":
+    runs = pretraining_runs(path)
+    if not runs:
         return {}
+    meta = runs[0]
     return {"encoder_steps": meta.get("steps"), "encoder_perplexity": meta.get("heldout_perplexity"),
             **({"encoder_wall_seconds": meta["wall_seconds"]} if "wall_seconds" in meta else {})}
 

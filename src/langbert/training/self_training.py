@@ -107,13 +107,13 @@ def self_train(config: TrainConfig, callbacks: Sequence[Any] = (), splits: Split
     single = dataclasses.replace(config, **{name: getattr(TrainConfig(), name) for name in SELF_TRAINING_SETTINGS})
     folder = _finished_or_train(dataclasses.replace(single, output_dir=str(work / "round-0")), callbacks, splits)
     rounds = []
+    soft = config.pseudo_label_targets == "probabilities"
     for n in range(1, config.self_training_rounds + 1):
         teacher = read_metadata(folder)
         predicted = _predict(folder, teacher, unlabeled, config)
         if second_view is not None:
             predicted = [_averaged(p, q) for p, q in zip(predicted, second_view)]
         keep = select_confident([(p["label"], p["score"]) for p in predicted], config.pseudo_label_fraction)
-        soft = config.pseudo_label_targets == "probabilities"
         pseudo = [dataclasses.replace(unlabeled[i], label=predicted[i]["label"],
                                       probabilities=tuple(predicted[i]["probabilities"].items()) if soft else None)
                   for i in keep]
