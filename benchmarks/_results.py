@@ -139,6 +139,8 @@ SUMMARY = [
      "word segmentation, CRF head with lexicon features, CPU-pretrained encoder, mean of 2 seeds"),
     ("sequence_labeling", "zh-cws", "word_f1", "adapted-crf-lexicon-ngrams", "crf-baseline-lexicon",
      "word segmentation, the same with hashed n-gram scores beside the encoder, mean of 2 seeds"),
+    ("sequence_labeling", "zh-cws", "word_f1", "adapted-crf-ngrams", "crf-baseline",
+     "word segmentation, the same n-gram scores without a lexicon, mean of 2 seeds"),
     ("sequence_labeling", "zh-cws", "word_f1", "adapted-crf-gpu-encoder", "crf-baseline", "word segmentation, CRF head"),
     ("question_answering", "zh-ner-first-entity-qa", "test_f1", "adapted", "as-is", "extractive QA check"),
     ("peft", "zh-sentiment", "test_accuracy", "lora", "full", "LoRA (1.4% of the weights, its defaults) vs full fine-tuning"),

@@ -15,7 +15,9 @@ Self-training systems also read the rest of the training split with its labels r
 reviews a team with N labels has; the pretraining corpus holds the same texts): ``self-training``
 (``finetune``, then ``--self-training-rounds`` rounds on its surest pseudo-labels), ``co-training`` (the
 same, its pseudo-labels from the model's probabilities averaged with TF-IDF + LR's: ``pseudo_label_teacher
-model+tfidf``), ``setfit-co-training`` and ``cloze-words-co-training`` (the same with SetFit or PET as the
+model+tfidf``), ``co-training-refit`` (the same, TF-IDF + LR refitted each round on the labels plus the last
+round's pseudo-labels: ``model+tfidf-refit``; it differs from ``co-training`` from the second round on),
+``setfit-co-training`` and ``cloze-words-co-training`` (the same with SetFit or PET as the
 first teacher; PET's students are PET too) and their peer
 ``tfidf-lr-self-training`` (TF-IDF + LR labelling the same pool, the same
 share kept per label by the same rule). Their first teacher is the ``finetune`` (or ``setfit``) run of the
@@ -56,10 +58,12 @@ from langbert.training import train  # noqa: E402
 from langbert.training.self_training import select_confident  # noqa: E402
 
 SYSTEMS = ["tfidf-lr", "finetune", "setfit", "cloze", "tfidf-lr-self-training", "self-training", "co-training",
-           "setfit-co-training", "cloze-words", "cloze-words-co-training"]
+           "setfit-co-training", "cloze-words", "cloze-words-co-training", "co-training-refit"]
 SELF_TRAINED = {"self-training": "finetune", "co-training": "finetune", "setfit-co-training": "setfit",
-                "cloze-words-co-training": "cloze-words"}
+                "cloze-words-co-training": "cloze-words", "co-training-refit": "finetune"}
 """Each self-training system and the system its first teacher is."""
+TEACHER = {"self-training": "model", "co-training-refit": "model+tfidf-refit"}
+"""Each self-training system's pseudo_label_teacher where it is not ``model+tfidf``."""
 DEFAULT_SYSTEMS = SYSTEMS[:4]
 PATTERN = "{text}。总之很[MASK]。"
 VERBALIZER = "positive=好,negative=差"
@@ -76,17 +80,27 @@ def fine_tuned(system: str) -> bool:
 
 
 def shaping(system: str, args) -> str:
-    """The name's mark for fine-tuning shaped by layer-wise learning-rate decay or a weight average."""
+    """The name's mark for fine-tuning run with other steps or rate than the recipe's, or shaped by layer-wise
+    learning-rate decay or a weight average."""
     if not fine_tuned(system):
         return ""
-    return (f"-llrd-{args.layer_lr_decay:g}" if args.layer_lr_decay != 1 else "") + \
+    return (f"-steps-{args.min_steps}" if args.min_steps is not None else "") + \
+        (f"-lr-{args.learning_rate:g}" if args.learning_rate is not None else "") + \
+        (f"-llrd-{args.layer_lr_decay:g}" if args.layer_lr_decay != 1 else "") + \
         (f"-ema-{args.ema_decay:g}" if args.ema_decay else "")
+
+
+def schedule(args) -> dict:
+    """The fine-tuning overrides a fine-tuned system (students included) runs with."""
+    return {"layer_lr_decay": args.layer_lr_decay, "ema_decay": args.ema_decay,
+            **({"min_steps": args.min_steps} if args.min_steps is not None else {}),
+            **({"learning_rate": args.learning_rate} if args.learning_rate is not None else {})}
 
 
 def variant(system: str, args) -> str:
     """The row's system: a self-training system run with other rounds, share, student epochs or targets than
-    the defaults says so, a fine-tuned one with layer-wise decay or a weight average too, and every system of
-    a ``--variant`` run ends with its name."""
+    the defaults says so, a fine-tuned one with other steps or rate, layer-wise decay or a weight average too,
+    and every system of a ``--variant`` run ends with its name."""
     named = f"-{args.variant}" if args.variant else ""
     if system not in SELF_TRAINED and system != "tfidf-lr-self-training":
         return system + shaping(system, args) + ("" if system == "tfidf-lr" else named)
@@ -137,12 +151,12 @@ def neural(system: str, model: str, splits: Splits, folder: Path, seed: int, arg
     overrides = {"model": model, "output_dir": str(folder), "seed": seed, "progress": False,
                  "batch_size": args.batch_size}
     if fine_tuned(system):
-        overrides.update(layer_lr_decay=args.layer_lr_decay, ema_decay=args.ema_decay)
+        overrides.update(schedule(args))
     if system in SELF_TRAINED:
         overrides.update(self_training_rounds=args.self_training_rounds,
                          pseudo_label_fraction=args.pseudo_label_fraction, student_epochs=args.student_epochs,
                          pseudo_label_targets=args.pseudo_label_targets,
-                         pseudo_label_teacher="model" if system == "self-training" else "model+tfidf")
+                         pseudo_label_teacher=TEACHER.get(system, "model+tfidf"))
         if teacher is not None and (teacher / "langbert.json").exists() and not (folder / "self-training" / "round-0").exists():
             shutil.copytree(teacher, folder / "self-training" / "round-0", ignore=shutil.ignore_patterns("checkpoints"))
     if system.startswith("cloze-zero-shot"):
@@ -191,6 +205,12 @@ def main() -> None:
     p.add_argument("--pseudo-label-targets", choices=["label", "probabilities"], default="label",
                    help="self-training systems: what students learn from the pool (pseudo_label_targets); "
                         "probabilities: the teacher's, rows named -soft-targets")
+    p.add_argument("--min-steps", type=int, default=None,
+                   help="fine-tuned systems (students included): at least this many optimizer steps (min_steps) "
+                        "instead of the recipe's 100, rows named -steps-N")
+    p.add_argument("--learning-rate", type=float, default=None,
+                   help="fine-tuned systems (students included): the peak learning rate instead of the recipe's "
+                        "5e-5, rows named -lr-X")
     p.add_argument("--layer-lr-decay", type=float, default=1.0,
                    help="fine-tuned systems (students included): layer-wise learning-rate decay, rows named -llrd-X")
     p.add_argument("--ema-decay", type=float, default=0.0,
@@ -218,8 +238,7 @@ def main() -> None:
         cloze = system.startswith("cloze")
         return {"model": args.model, **({} if system.startswith("tfidf") else encoder),
                 **({"pattern": args.pattern, "verbalizer": verbalizer_of(system, args)} if cloze else {}),
-                **({"layer_lr_decay": args.layer_lr_decay, "ema_decay": args.ema_decay}
-                   if shaping(system, args) else {})}
+                **(schedule(args) if shaping(system, args) else {})}
     encoder = _encoder(args.model)
     if args.zero_shot:
         for system in args.zero_shot_systems:

@@ -74,11 +74,13 @@ def test_few_label_rows_name_their_variant_and_their_encoders_pretraining(tmp_pa
 
     few = _script("few_labels")
     args = argparse.Namespace(variant=None, self_training_rounds=1, pseudo_label_fraction=0.3, student_epochs=None,
-                              pseudo_label_targets="label", layer_lr_decay=1.0, ema_decay=0.0)
+                              pseudo_label_targets="label", layer_lr_decay=1.0, ema_decay=0.0,
+                              min_steps=None, learning_rate=None)
     assert [few.variant(s, args) for s in ("finetune", "co-training", "tfidf-lr")] == ["finetune", "co-training",
                                                                                       "tfidf-lr"]
     args = argparse.Namespace(variant="more-mlm", self_training_rounds=2, pseudo_label_fraction=0.3, student_epochs=3,
-                              pseudo_label_targets="probabilities", layer_lr_decay=0.9, ema_decay=0.99)
+                              pseudo_label_targets="probabilities", layer_lr_decay=0.9, ema_decay=0.99,
+                              min_steps=None, learning_rate=None)
     assert few.variant("co-training", args) == \
         "co-training-2-rounds-student-epochs-3-soft-targets-llrd-0.9-ema-0.99-more-mlm"
     # Fine-tuning's shape marks the systems fine-tuned on the labels only: SetFit and zero-shot never take it.
@@ -90,6 +92,12 @@ def test_few_label_rows_name_their_variant_and_their_encoders_pretraining(tmp_pa
     assert few.variant("tfidf-lr", args) == "tfidf-lr"
     assert few.variant("tfidf-lr-self-training", args) == "tfidf-lr-self-training-2-rounds"
     assert few.variant("cloze-zero-shot-words", args) == "cloze-zero-shot-words-more-mlm"
+    args = argparse.Namespace(variant=None, self_training_rounds=1, pseudo_label_fraction=0.3, student_epochs=None,
+                              pseudo_label_targets="label", layer_lr_decay=1.0, ema_decay=0.0,
+                              min_steps=300, learning_rate=1e-4)
+    assert few.variant("co-training", args) == "co-training-steps-300-lr-0.0001"
+    assert few.schedule(args) == {"layer_lr_decay": 1.0, "ema_decay": 0.0, "min_steps": 300, "learning_rate": 1e-4}
+    assert few.variant("setfit", args) == "setfit" and few.variant("tfidf-lr", args) == "tfidf-lr"
     for name, stage, steps, source in [("adapted", "adapt", None, None), ("first", "pretrain", 1000, "adapted"),
                                        ("second", "pretrain", 700, "first")]:
         (tmp_path / name).mkdir()

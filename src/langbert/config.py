@@ -92,10 +92,12 @@ class TrainConfig:
     pseudo_label_fraction: float = 0.3
     """Share of the unlabelled texts a round keeps: the most confident predictions, the same number for each
     label so the majority label does not take over."""
-    pseudo_label_teacher: Literal["model", "model+tfidf"] = "model"
+    pseudo_label_teacher: Literal["model", "model+tfidf", "model+tfidf-refit"] = "model"
     """Who labels the unlabelled texts: the previous round's model, or its probabilities averaged with those
     of a character 1-3-gram TF-IDF + logistic regression fitted on the same labelled rows (co-training: a
     second view of the text that makes other mistakes, so the student does not only relearn its teacher's).
+    ``model+tfidf-refit``: the same, and from the second round on TF-IDF + LR is refitted on the labelled
+    rows plus the previous round's pseudo-labels, so each view also learns from what the pair agreed on.
     The output is the neural model either way."""
     student_epochs: float | None = None
     """Epochs of each self-training round after the first: its student learns from the labels plus

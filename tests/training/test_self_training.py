@@ -118,27 +118,57 @@ def test_self_training_from_the_cli(tmp_path, tiny_model_dir):
     assert sum(meta["self_training"][0]["pseudo_labels"].values()) == 4  # 0.3 of 12, 2 per label
 
 
-def test_a_tfidf_co_teacher_averages_its_probabilities_with_the_models(tmp_path, tiny_model_dir):
-    from langbert.data.rows import Row
+def _co_taught(teacher: str, labelled: list) -> list[tuple[str, float]]:
+    """(label, confidence) for each UNLABELED text: the teacher's probabilities averaged with TF-IDF + LR's
+    fitted on ``labelled`` rows."""
     from langbert.evaluation.baselines import fit_tfidf_logreg
 
-    data = write_jsonl(tmp_path / "t.jsonl", [{"text": t, "label": l} for t, l in SENTIMENT])
-    pool = tmp_path / "u.txt"
-    pool.write_text("\n".join(UNLABELED) + "\n", encoding="utf-8")
-    out = train(tiny_train_config(tmp_path, tiny_model_dir, data, unlabeled=[str(pool)], self_training_rounds=1,
-                                  pseudo_label_fraction=0.5, pseudo_label_teacher="model+tfidf", max_steps=20))
-    meta = json.loads((out / "langbert.json").read_text())
-    [round1] = meta["self_training"]
-    model = Predictor.load(round1["teacher"]).predict(UNLABELED)
-    classical = fit_tfidf_logreg([Row(text=t, label=l) for t, l in SENTIMENT], seed=0)
+    model = Predictor.load(teacher).predict(UNLABELED)
+    classical = fit_tfidf_logreg(labelled, seed=0)
     tfidf = classical.predict_proba(UNLABELED)
     mean = [{c: (p["probabilities"][c] + q[list(classical.classes_).index(c)]) / 2 for c in ("neg", "pos")}
             for p, q in zip(model, tfidf)]
-    predicted = [(max(m, key=m.get), max(m.values())) for m in mean]
+    return [(max(m, key=m.get), max(m.values())) for m in mean]
+
+
+def _co_training_rounds(tmp_path, model_dir, teacher: str, rounds: int) -> list[dict]:
+    """What each round of a co-training run on SENTIMENT and UNLABELED (half the pool kept) recorded."""
+    data = write_jsonl(tmp_path / "t.jsonl", [{"text": t, "label": l} for t, l in SENTIMENT])
+    pool = tmp_path / "u.txt"
+    pool.write_text("\n".join(UNLABELED) + "\n", encoding="utf-8")
+    out = train(tiny_train_config(tmp_path, model_dir, data, unlabeled=[str(pool)], self_training_rounds=rounds,
+                                  pseudo_label_fraction=0.5, pseudo_label_teacher=teacher, max_steps=20))
+    return json.loads((out / "langbert.json").read_text())["self_training"]
+
+
+def test_a_tfidf_co_teacher_averages_its_probabilities_with_the_models(tmp_path, tiny_model_dir):
+    from langbert.data.rows import Row
+
+    [round1] = _co_training_rounds(tmp_path, tiny_model_dir, "model+tfidf", 1)
+    predicted = _co_taught(round1["teacher"], [Row(text=t, label=l) for t, l in SENTIMENT])
     kept = select_confident(predicted, 0.5)
-    assert round1["labelled_by"] == "model+tfidf"
+    assert round1["labelled_by"] == "model+tfidf" and round1["tfidf_fitted_on"] == len(SENTIMENT)
     assert round1["pseudo_labels"] == dict(sorted(Counter(predicted[i][0] for i in kept).items()))
     assert round1["lowest_confidence_kept"] == pytest.approx(min(predicted[i][1] for i in kept), abs=1e-5)
+
+
+def test_a_refitted_tfidf_co_teacher_learns_the_previous_rounds_pseudo_labels(tmp_path, tiny_model_dir):
+    from langbert.data.rows import Row
+
+    round1, round2 = _co_training_rounds(tmp_path, tiny_model_dir, "model+tfidf-refit", 2)
+    labelled = [Row(text=t, label=l) for t, l in SENTIMENT]
+    first = _co_taught(round1["teacher"], labelled)
+    kept1 = select_confident(first, 0.5)
+    # Round 1 is plain co-training; round 2's TF-IDF reads the labels plus round 1's pseudo-labels.
+    assert round1["tfidf_fitted_on"] == len(SENTIMENT) and round2["tfidf_fitted_on"] == len(SENTIMENT) + len(kept1)
+    refit = _co_taught(round2["teacher"], labelled + [Row(text=UNLABELED[i], label=first[i][0]) for i in kept1])
+    kept2 = select_confident(refit, 0.5)
+    assert round2["labelled_by"] == "model+tfidf-refit"
+    assert round2["pseudo_labels"] == dict(sorted(Counter(refit[i][0] for i in kept2).items()))
+    assert round2["lowest_confidence_kept"] == pytest.approx(min(refit[i][1] for i in kept2), abs=1e-5)
+    fixed = _co_taught(round2["teacher"], labelled)
+    assert min(fixed[i][1] for i in select_confident(fixed, 0.5)) != pytest.approx(round2["lowest_confidence_kept"],
+                                                                                  abs=1e-5)
 
 
 def test_students_of_a_zero_shot_teacher_learn_from_pseudo_labels_alone(tmp_path, tiny_mlm_dir):

@@ -95,13 +95,15 @@ def self_train(config: TrainConfig, callbacks: Sequence[Any] = (), splits: Split
     # learn from pseudo-labels alone and no label reaches them.
     labelled = [] if config.method == "zero-shot" else splits.train
     second_view = None
-    if config.pseudo_label_teacher == "model+tfidf":
+    if config.pseudo_label_teacher != "model":
         if not labelled:
-            raise ConfigError("pseudo_label_teacher model+tfidf fits TF-IDF on labelled rows; method zero-shot "
-                              "has none")
+            raise ConfigError(f"pseudo_label_teacher {config.pseudo_label_teacher} fits TF-IDF on labelled rows; "
+                              "method zero-shot has none")
         if pairs:
-            raise ConfigError("pseudo_label_teacher model+tfidf: TF-IDF reads single texts, these rows are pairs")
+            raise ConfigError(f"pseudo_label_teacher {config.pseudo_label_teacher}: TF-IDF reads single texts, "
+                              "these rows are pairs")
         second_view = _tfidf_probabilities(splits.train, unlabeled, task.labels, config.seed)
+    tfidf_rows = len(labelled)
     out, work = Path(config.output_dir), Path(config.output_dir) / "self-training"
     # Each round is a plain training run: the self-training settings at their defaults.
     single = dataclasses.replace(config, **{name: getattr(TrainConfig(), name) for name in SELF_TRAINING_SETTINGS})
@@ -119,7 +121,9 @@ def self_train(config: TrainConfig, callbacks: Sequence[Any] = (), splits: Split
                   for i in keep]
         counts = dict(sorted(Counter(r.label for r in pseudo).items()))
         rounds.append({"round": n, "teacher": str(folder), "teacher_dev": teacher["metrics"].get("dev"),
-                       "labelled_by": config.pseudo_label_teacher, "targets": config.pseudo_label_targets,
+                       "labelled_by": config.pseudo_label_teacher,
+                       **({"tfidf_fitted_on": tfidf_rows} if second_view is not None else {}),
+                       "targets": config.pseudo_label_targets,
                        "unlabeled": len(unlabeled), "pseudo_labels": counts,
                        "lowest_confidence_kept": round(min(predicted[i]["score"] for i in keep), 6)})
         logger.info("self-training round %d/%d: %d of %d unlabelled texts kept as %s", n,
@@ -131,6 +135,10 @@ def self_train(config: TrainConfig, callbacks: Sequence[Any] = (), splits: Split
         student = dataclasses.replace(single, method="finetune", epochs=config.student_epochs or config.epochs,
                                       output_dir=str(out if n == config.self_training_rounds else work / f"round-{n}"))
         folder = _finished_or_train(student, callbacks, dataclasses.replace(splits, train=[*labelled, *pseudo]))
+        if config.pseudo_label_teacher == "model+tfidf-refit" and n < config.self_training_rounds:
+            # The classical view learns from the pseudo-labels the two views chose together, as the student did.
+            second_view = _tfidf_probabilities([*labelled, *pseudo], unlabeled, task.labels, config.seed)
+            tfidf_rows = len(labelled) + len(pseudo)
     write_metadata(out, {**read_metadata(out), "config": config.to_dict(), "self_training": rounds})
     return out
 
