@@ -130,7 +130,7 @@ SUMMARY = [
     ("sequence_labeling", "zh-ner", "entity_f1", "adapted-crf-lexicon-llrd-0.9-ngrams", "crf-baseline-lexicon",
      "NER, the same with hashed n-gram scores beside the encoder, mean of 3 seeds"),
     ("sequence_labeling", "zh-ner", "entity_f1", "adapted-crf-llrd-0.9-ngrams", "crf-baseline",
-     "NER, the same n-gram scores and decay without a lexicon, one seed"),
+     "NER, the same n-gram scores and decay without a lexicon, mean of 2 seeds"),
     ("sequence_labeling", "zh-ner", "entity_f1", "adapted-crf", "crf-baseline", "NER, CRF head, CPU-pretrained encoder"),
     ("sequence_labeling", "zh-ner", "entity_f1", "adapted-crf-gpu-encoder", "crf-baseline", "NER, CRF head"),
     ("sequence_labeling", "zh-cws", "word_f1", "crf-baseline-lexicon", "crf-baseline",
