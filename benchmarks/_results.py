@@ -6,6 +6,7 @@ RESULTS.md is regenerated from every results file, so each script refreshes only
 from __future__ import annotations
 
 import datetime as _dt
+import itertools
 import json
 import os
 import platform
@@ -73,14 +74,9 @@ def run_once(folder: Path, config, run) -> dict:
 def pretraining_runs(path: str | Path) -> list[dict]:
     """The ``langbert.json`` of every masked-LM run a checkpoint comes from, its own first, following each
     run's ``source_model`` back to the first folder langbert did not pretrain (none for such a folder)."""
-    runs = []
-    while (Path(path) / "langbert.json").exists():
-        meta = json.loads((Path(path) / "langbert.json").read_text(encoding="utf-8"))
-        if meta.get("stage") != "pretrain":
-            break
-        runs.append(meta)
-        path = meta["source_model"]
-    return runs
+    from langbert.artifacts import lineage
+
+    return list(itertools.takewhile(lambda meta: meta.get("stage") == "pretrain", lineage(path)))
 
 
 def _cores() -> int:

@@ -6,7 +6,7 @@ import json
 import os
 import platform
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from .errors import LangbertError
 
@@ -64,20 +64,25 @@ def read_metadata(model_dir: str | Path) -> dict[str, Any]:
         raise LangbertError(f"{path}: corrupt metadata ({exc})") from None
 
 
-def vocabulary_from_adapt(model_dir: str | Path) -> bool:
-    """Whether ``langbert adapt`` made this checkpoint's vocabulary: the folder was adapted, or was
-    pretrained or fine-tuned (any number of times) from one that was."""
+def lineage(model_dir: str | Path) -> Iterator[dict[str, Any]]:
+    """The ``langbert.json`` of a checkpoint, then of each folder it was made from (its ``source_model``, else
+    its ``base_model``), nearest first, as far as langbert wrote them. A file that is not JSON raises
+    ``json.JSONDecodeError`` where the walk reaches it."""
     path, seen = Path(model_dir), set()
     while path not in seen and (path / METADATA).is_file():
         seen.add(path)
-        try:
-            meta = json.loads((path / METADATA).read_text(encoding="utf-8"))
-        except json.JSONDecodeError:
-            return False
-        if meta.get("stage") == "adapt":
-            return True
+        meta = json.loads((path / METADATA).read_text(encoding="utf-8"))
+        yield meta
         source = meta.get("source_model") or meta.get("base_model")
         if not source:
-            return False
+            return
         path = Path(source)
-    return False
+
+
+def vocabulary_from_adapt(model_dir: str | Path) -> bool:
+    """Whether ``langbert adapt`` made this checkpoint's vocabulary: the folder was adapted, or was
+    pretrained or fine-tuned (any number of times) from one that was."""
+    try:
+        return any(meta.get("stage") == "adapt" for meta in lineage(model_dir))
+    except json.JSONDecodeError:
+        return False
