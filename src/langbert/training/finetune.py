@@ -7,8 +7,10 @@ write the folder.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
+import os
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -23,6 +25,7 @@ from ..data.builtin import get_builtin
 from ..data.check import vocabulary_hint
 from ..data.coverage import coverage
 from ..data.loading import Splits, load_splits
+from ..data.rows import Row
 from ..errors import ConfigError
 from ..evaluation import LOWER_IS_BETTER, write_reports
 from ..data.script import converted_rows, declare_conversion
@@ -30,15 +33,20 @@ from ..tasks import Task, create_task
 from ..tasks.forward import forward_batches
 from ..tasks.heads import checkpoint_order
 from . import peft, setfit
+from .consistency import Consistency
 from .layer_decay import layer_scales
 from .run import RunFolder, finish, open_run, prepare_model, save_model, shared_arguments, train_from
 from .trainer import FeatureDataset, LangbertTrainer, MetricsJsonl
+from .unlabeled import unlabeled_pool
 from .weight_average import UpdateAverage, WeightAverage, trainable_weights, weights_applied
 
 logger = logging.getLogger(__name__)
 
 
-def train(config: TrainConfig, callbacks: Sequence[TrainerCallback] = (), splits: Splits | None = None):
+def train(config: TrainConfig, callbacks: Sequence[TrainerCallback] = (), splits: Splits | None = None,
+          unlabeled: Sequence[Row] | None = None):
+    """``unlabeled`` rows (their labels ignored) replace ``config.unlabeled``'s sources for consistency
+    training."""
     run = open_run(config.output_dir, config.resume)
     model_path = resolve_model(config.model)
     task, splits = prepare_task(config, splits)
@@ -57,10 +65,13 @@ def train(config: TrainConfig, callbacks: Sequence[TrainerCallback] = (), splits
     if not task.windowed:  # a windowed task reads a long text in overlapping windows: nothing is cut
         _log_truncation(train_set, config.max_length, "train")
 
+    consistency = _consistency(config, task, tokenizer, splits, unlabeled) if config.consistency_weight else None
+
     torch.manual_seed(config.seed)  # the new head's initialisation is part of the run's identity
     model = task.build_model(model_path, dropout=config.dropout)
     fit = {"finetune": _finetune, "setfit": _setfit, "zero-shot": _zero_shot}[config.method]
-    fitted = fit(config, task, model, tokenizer, train_set, dev_set, run, callbacks)
+    unsupervised = {"consistency": consistency} if consistency is not None else {}  # fine-tuning only (config)
+    fitted = fit(config, task, model, tokenizer, train_set, dev_set, run, callbacks, **unsupervised)
     if fitted is None:  # not the main process of a distributed run: rank 0 writes the folder
         return run.out
     task.save_extra(fitted.model, run.out)
@@ -106,8 +117,10 @@ class Fitted:
     """Under ``ema_decay``, the kept checkpoint's own weights (the model holds their average)."""
 
 
-def _finetune(config, task, model, tokenizer, train_set, dev_set, run, callbacks) -> Fitted | None:
-    """The task's head and body trained on the labels, the best dev checkpoint kept."""
+def _finetune(config, task, model, tokenizer, train_set, dev_set, run, callbacks,
+              consistency: Consistency | None = None) -> Fitted | None:
+    """The task's head and body trained on the labels (and, with ``consistency``, on unlabelled texts), the
+    best dev checkpoint kept."""
     args = training_arguments(config, task, run, len(train_set))
     prepare_model(model, args)
     model, extra = _with_adapter(model, config, task, len(train_set), args.max_steps)
@@ -124,9 +137,13 @@ def _finetune(config, task, model, tokenizer, train_set, dev_set, run, callbacks
     if config.ema_decay:
         trainer.weight_average = WeightAverage(model, config.ema_decay)
         trainer.add_callback(UpdateAverage(trainer.weight_average))
+    trainer.consistency = consistency
     train_from(trainer, run)
     if not trainer.is_world_process_zero():
         return None
+    recorded = {"consistency": consistency.summary()} if consistency is not None else {}
+    if consistency is not None:
+        logger.info("consistency training: %s", recorded["consistency"])
     raw = None
     if trainer.weight_average is not None:
         raw = trainable_weights(trainer.model)
@@ -135,7 +152,7 @@ def _finetune(config, task, model, tokenizer, train_set, dev_set, run, callbacks
     averaged = f" (its exponential moving average of the weights, decay {config.ema_decay})" if raw else ""
     return Fitted(trainer.model, trainer.state.global_step,
                   f"The checkpoint kept is the one with the best dev `{args.metric_for_best_model}`{averaged}.",
-                  trainer.state.best_model_checkpoint, trainer.state.best_metric, raw_weights=raw)
+                  trainer.state.best_model_checkpoint, trainer.state.best_metric, recorded, raw_weights=raw)
 
 
 def _setfit(config, task, model, tokenizer, train_set, dev_set, run, callbacks) -> Fitted | None:
@@ -174,6 +191,18 @@ def _zero_shot(config, task, model, tokenizer, train_set, dev_set, run, callback
     tokenizer.save_pretrained(str(run.out))
     (run.out / "metrics.jsonl").touch()
     return Fitted(model, 0, "Zero-shot: no training step; the training split was only checked.")
+
+
+def _consistency(config: TrainConfig, task: Task, tokenizer: Any, splits: Splits,
+                 unlabeled: Sequence[Row] | None) -> Consistency:
+    unlabeled = unlabeled_pool("consistency_weight", config, task, splits, unlabeled)
+    rows = [dataclasses.replace(r, label=None, probabilities=None) for r in converted_rows(unlabeled, tokenizer)]
+    features = task.encode(rows, tokenizer, config.max_length, with_labels=False)
+    return Consistency(features, task.collator(tokenizer), tokenizer.all_special_ids,
+                       weight=config.consistency_weight, noise=config.consistency_noise,
+                       threshold=config.consistency_threshold, temperature=config.consistency_temperature,
+                       batch_size=config.batch_size * config.consistency_batch_ratio, seed=config.seed,
+                       rank=int(os.environ.get("RANK", "0")))
 
 
 def task_for(config: TrainConfig) -> Task:

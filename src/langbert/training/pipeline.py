@@ -16,9 +16,10 @@ from .self_training import self_train
 def train(config: TrainConfig, callbacks: Sequence[Any] = (), splits: Splits | None = None,
           unlabeled: Sequence[Row] | None = None) -> Path:
     """The output folder of a training run. ``splits`` replace ``config.data``; ``unlabeled`` rows replace
-    ``config.unlabeled`` (self-training only)."""
+    ``config.unlabeled`` (self-training, consistency training)."""
     if config.self_training_rounds:
         return self_train(config, callbacks, splits, unlabeled)
-    if unlabeled:
-        raise ConfigError("unlabelled rows are read by self-training only: set self_training_rounds >= 1")
-    return finetune.train(config, callbacks, splits)
+    if unlabeled and not config.consistency_weight:
+        raise ConfigError("unlabelled rows are read by self-training and consistency training only: set "
+                          "self_training_rounds >= 1 or consistency_weight > 0")
+    return finetune.train(config, callbacks, splits, unlabeled)

@@ -28,7 +28,6 @@ from typing import Any, Sequence
 
 from ..artifacts import METADATA, read_metadata, write_metadata
 from ..config import TrainConfig
-from ..data.corpus import iter_texts
 from ..data.loading import Splits
 from ..data.rows import Row
 from ..errors import ConfigError
@@ -38,6 +37,7 @@ from ..tasks import task_from_state
 from ..tasks.forward import forward_batches
 from .finetune import prepare_task
 from .finetune import train as train_once
+from .unlabeled import unlabeled_pool
 
 logger = logging.getLogger(__name__)
 
@@ -57,18 +57,6 @@ def select_confident(predicted: Sequence[tuple[str, float]], fraction: float) ->
     return [i for label in sorted(by_label) for _, i in sorted(by_label[label], key=lambda c: -c[0])[:share]]
 
 
-def unlabeled_rows(sources: Sequence[str], labelled: Sequence[Row]) -> list[Row]:
-    """The texts of ``sources`` (built-in corpora or text files), once each, without those already labelled."""
-    seen = {r.text for r in labelled}
-    rows = []
-    for source in sources:
-        for text in iter_texts([source]):
-            if text not in seen:
-                seen.add(text)
-                rows.append(Row(text=text, source=source))
-    return rows
-
-
 def self_train(config: TrainConfig, callbacks: Sequence[Any] = (), splits: Splits | None = None,
                unlabeled: Sequence[Row] | None = None) -> Path:
     """Round 0 on the labels, then ``config.self_training_rounds`` rounds on labels plus pseudo-labels.
@@ -78,19 +66,7 @@ def self_train(config: TrainConfig, callbacks: Sequence[Any] = (), splits: Split
                           "run it without torchrun/accelerate launch")
     task, splits = prepare_task(config, splits)
     pairs = task.needs_pair or any(r.pair is not None for r in splits.train)
-    if not task.self_training:
-        raise ConfigError(f"self_training_rounds: task '{task.name}' does not predict one label with a confidence "
-                          "per text (text-classification, pair-classification and cloze-classification do)")
-    if unlabeled is None:
-        if not config.unlabeled:
-            raise ConfigError("self_training_rounds needs unlabelled texts: give --unlabeled (text files, one text "
-                              "a line, or a built-in corpus)")
-        if pairs:
-            raise ConfigError("self-training on sentence pairs reads its unlabelled pairs from the Python API "
-                              "(train(config, unlabeled=rows)); --unlabeled files hold single texts")
-        unlabeled = unlabeled_rows(config.unlabeled, splits.train)
-    if not unlabeled:
-        raise ConfigError("self_training_rounds: no unlabelled texts left once the labelled ones are set aside")
+    unlabeled = unlabeled_pool("self_training_rounds", config, task, splits, unlabeled)
     # A zero-shot first round learns from no row: the training rows only name the labels, so the students
     # learn from pseudo-labels alone and no label reaches them.
     labelled = [] if config.method == "zero-shot" else splits.train
@@ -107,7 +83,10 @@ def self_train(config: TrainConfig, callbacks: Sequence[Any] = (), splits: Split
     out, work = Path(config.output_dir), Path(config.output_dir) / "self-training"
     # Each round is a plain training run: the self-training settings at their defaults.
     single = dataclasses.replace(config, **{name: getattr(TrainConfig(), name) for name in SELF_TRAINING_SETTINGS})
-    folder = _finished_or_train(dataclasses.replace(single, output_dir=str(work / "round-0")), callbacks, splits)
+    # Under consistency_weight every round also learns consistency on the same unlabelled texts.
+    pool = unlabeled if config.consistency_weight else None
+    folder = _finished_or_train(dataclasses.replace(single, output_dir=str(work / "round-0")), callbacks, splits,
+                                pool)
     rounds = []
     soft = config.pseudo_label_targets == "probabilities"
     for n in range(1, config.self_training_rounds + 1):
@@ -134,7 +113,7 @@ def self_train(config: TrainConfig, callbacks: Sequence[Any] = (), splits: Split
                            sorted(set(task.labels) - set(counts)))
         student = dataclasses.replace(single, method="finetune", epochs=config.student_epochs or config.epochs,
                                       output_dir=str(out if n == config.self_training_rounds else work / f"round-{n}"))
-        folder = _finished_or_train(student, callbacks, dataclasses.replace(splits, train=[*labelled, *pseudo]))
+        folder = _finished_or_train(student, callbacks, dataclasses.replace(splits, train=[*labelled, *pseudo]), pool)
         if config.pseudo_label_teacher == "model+tfidf-refit" and n < config.self_training_rounds:
             # The classical view learns from the pseudo-labels the two views chose together, as the student did.
             second_view = _tfidf_probabilities([*labelled, *pseudo], unlabeled, task.labels, config.seed)
@@ -143,7 +122,8 @@ def self_train(config: TrainConfig, callbacks: Sequence[Any] = (), splits: Split
     return out
 
 
-def _finished_or_train(config: TrainConfig, callbacks: Sequence[Any], splits: Splits) -> Path:
+def _finished_or_train(config: TrainConfig, callbacks: Sequence[Any], splits: Splits,
+                       unlabeled: Sequence[Row] | None) -> Path:
     """A round's folder that a run of this same config on these same rows finished, or a new training."""
     folder = Path(config.output_dir)
     if (folder / METADATA).is_file():
@@ -154,7 +134,7 @@ def _finished_or_train(config: TrainConfig, callbacks: Sequence[Any], splits: Sp
         if same and done.get("data", {}).get("fingerprints") == splits.fingerprints():
             logger.info("self-training: %s is finished, reusing it", folder)
             return folder
-    return train_once(config, callbacks, splits)
+    return train_once(config, callbacks, splits, unlabeled)
 
 
 def _tfidf_probabilities(labelled: Sequence[Row], rows: Sequence[Row], labels: Sequence[str],

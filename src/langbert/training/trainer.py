@@ -10,6 +10,7 @@ import torch
 from transformers import Trainer, TrainerCallback
 
 from . import checkpoints
+from .consistency import Consistency
 from .weight_average import WeightAverage
 
 
@@ -39,6 +40,10 @@ class LangbertTrainer(Trainer):
     each checkpoint saves the average beside the raw weights, and loading a checkpoint (resume, best
     model) loads its average too."""
 
+    consistency: Consistency | None = None
+    """Where set, every training step adds its consistency loss on unlabelled texts (``consistency``)."""
+    _consistency_started = False
+
     def __init__(self, *args: Any, compute_loss_func: Any = None, **kwargs: Any):
         super().__init__(*args, **kwargs)
         # Every langbert loss is a per-batch mean: the models' own (BERT-family heads take **kwargs but
@@ -54,6 +59,17 @@ class LangbertTrainer(Trainer):
         self.batch_mean_loss = compute_loss_func
 
     def compute_loss(self, model: Any, inputs: dict, return_outputs: bool = False, num_items_in_batch: Any = None):
+        result = self._labelled_loss(model, inputs, return_outputs, num_items_in_batch)
+        if self.consistency is None or not model.training:
+            return result
+        if not self._consistency_started:  # here, not in on_train_begin: a resumed state is loaded after it
+            self.consistency.start(self.state.global_step * self.args.gradient_accumulation_steps)
+            self._consistency_started = True
+        loss, outputs = result if return_outputs else (result, None)
+        loss = loss + self.consistency.loss(model)
+        return (loss, outputs) if return_outputs else loss
+
+    def _labelled_loss(self, model: Any, inputs: dict, return_outputs: bool, num_items_in_batch: Any):
         if self.batch_mean_loss is None or "labels" not in inputs:
             return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
         inputs = dict(inputs)
