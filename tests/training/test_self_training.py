@@ -123,3 +123,123 @@ def train_from_cli(tmp_path, tiny_model_dir, *flags: str) -> dict:
 def test_self_training_from_the_cli(tmp_path, tiny_model_dir):
     meta = train_from_cli(tmp_path, tiny_model_dir, "--self-training-rounds", "1", "--max-steps", "20")
     assert sum(meta["self_training"][0]["pseudo_labels"].values()) == 4  # 0.3 of 12, 2 per label
+
+
+def _co_taught(teacher: str, labelled: list) -> list[tuple[str, float]]:
+    """(label, confidence) for each UNLABELED text: the teacher's probabilities averaged with TF-IDF + LR's
+    fitted on ``labelled`` rows."""
+    from langbert.evaluation.baselines import fit_tfidf_logreg
+
+    model = Predictor.load(teacher).predict(UNLABELED)
+    classical = fit_tfidf_logreg(labelled, seed=0)
+    tfidf = classical.predict_proba(UNLABELED)
+    mean = [{c: (p["probabilities"][c] + q[list(classical.classes_).index(c)]) / 2 for c in ("neg", "pos")}
+            for p, q in zip(model, tfidf)]
+    return [(max(m, key=m.get), max(m.values())) for m in mean]
+
+
+def _co_training_rounds(tmp_path, model_dir, teacher: str, rounds: int) -> list[dict]:
+    """What each round of a co-training run on SENTIMENT and UNLABELED (half the pool kept) recorded."""
+    data = write_jsonl(tmp_path / "t.jsonl", [{"text": t, "label": l} for t, l in SENTIMENT])
+    pool = tmp_path / "u.txt"
+    pool.write_text("\n".join(UNLABELED) + "\n", encoding="utf-8")
+    out = train(tiny_train_config(tmp_path, model_dir, data, unlabeled=[str(pool)], self_training_rounds=rounds,
+                                  pseudo_label_fraction=0.5, pseudo_label_teacher=teacher, max_steps=20))
+    return json.loads((out / "langbert.json").read_text())["self_training"]
+
+
+def test_a_tfidf_co_teacher_averages_its_probabilities_with_the_models(tmp_path, tiny_model_dir):
+    from langbert.data.rows import Row
+
+    [round1] = _co_training_rounds(tmp_path, tiny_model_dir, "model+tfidf", 1)
+    predicted = _co_taught(round1["teacher"], [Row(text=t, label=l) for t, l in SENTIMENT])
+    kept = select_confident(predicted, 0.5)
+    assert round1["labelled_by"] == "model+tfidf" and round1["tfidf_fitted_on"] == len(SENTIMENT)
+    assert round1["pseudo_labels"] == dict(sorted(Counter(predicted[i][0] for i in kept).items()))
+    assert round1["lowest_confidence_kept"] == pytest.approx(min(predicted[i][1] for i in kept), abs=1e-5)
+
+
+def test_a_refitted_tfidf_co_teacher_learns_the_previous_rounds_pseudo_labels(tmp_path, tiny_model_dir):
+    from langbert.data.rows import Row
+
+    round1, round2 = _co_training_rounds(tmp_path, tiny_model_dir, "model+tfidf-refit", 2)
+    labelled = [Row(text=t, label=l) for t, l in SENTIMENT]
+    first = _co_taught(round1["teacher"], labelled)
+    kept1 = select_confident(first, 0.5)
+    # Round 1 is plain co-training; round 2's TF-IDF reads the labels plus round 1's pseudo-labels.
+    assert round1["tfidf_fitted_on"] == len(SENTIMENT) and round2["tfidf_fitted_on"] == len(SENTIMENT) + len(kept1)
+    refit = _co_taught(round2["teacher"], labelled + [Row(text=UNLABELED[i], label=first[i][0]) for i in kept1])
+    kept2 = select_confident(refit, 0.5)
+    assert round2["labelled_by"] == "model+tfidf-refit"
+    assert round2["pseudo_labels"] == dict(sorted(Counter(refit[i][0] for i in kept2).items()))
+    assert round2["lowest_confidence_kept"] == pytest.approx(min(refit[i][1] for i in kept2), abs=1e-5)
+    fixed = _co_taught(round2["teacher"], labelled)
+    assert min(fixed[i][1] for i in select_confident(fixed, 0.5)) != pytest.approx(round2["lowest_confidence_kept"],
+                                                                                  abs=1e-5)
+
+
+def test_students_of_a_zero_shot_teacher_learn_from_pseudo_labels_alone(tmp_path, tiny_mlm_dir):
+    data = write_jsonl(tmp_path / "t.jsonl", [{"text": t, "label": l} for t, l in SENTIMENT])
+    pool = tmp_path / "u.txt"
+    pool.write_text("\n".join(UNLABELED) + "\n", encoding="utf-8")
+    settings = dict(task="cloze-classification", method="zero-shot", pattern="{text}很[MASK]",
+                    verbalizer="pos=好,neg=差", unlabeled=[str(pool)], self_training_rounds=1, max_steps=10)
+    out = train(tiny_train_config(tmp_path, tiny_mlm_dir, data, pseudo_label_fraction=0.5, **settings))
+    meta = json.loads((out / "langbert.json").read_text())
+    kept = sum(meta["self_training"][0]["pseudo_labels"].values())
+    assert meta["data"]["rows"]["train"] == kept > 0  # no labelled row among them
+    assert json.loads((out / "self-training" / "round-0" / "langbert.json").read_text())["steps"] == 0
+    with pytest.raises(ConfigError, match="zero-shot has none"):
+        train(tiny_train_config(tmp_path, tiny_mlm_dir, data, pseudo_label_teacher="model+tfidf",
+                                output_dir=str(tmp_path / "other"), **settings))
+
+
+def test_students_train_for_student_epochs_and_the_first_round_for_epochs(tmp_path, tiny_model_dir):
+    data = write_jsonl(tmp_path / "t.jsonl", [{"text": t, "label": l} for t, l in SENTIMENT])
+    pool = tmp_path / "u.txt"
+    pool.write_text("\n".join(UNLABELED) + "\n", encoding="utf-8")
+    out = train(tiny_train_config(tmp_path, tiny_model_dir, data, unlabeled=[str(pool)], self_training_rounds=1,
+                                  pseudo_label_fraction=0.5, max_steps=-1, epochs=2, student_epochs=3))
+    meta = json.loads((out / "langbert.json").read_text())
+    first = json.loads((out / "self-training" / "round-0" / "langbert.json").read_text())
+    kept = sum(meta["self_training"][0]["pseudo_labels"].values())
+    assert first["steps"] == 2 * -(-len(SENTIMENT) // 8)
+    assert meta["steps"] == 3 * -(-(len(SENTIMENT) + kept) // 8) and kept == 6
+    assert meta["config"]["student_epochs"] == 3 and first["config"]["epochs"] == 2
+    with pytest.raises(ConfigError, match="student_epochs"):
+        tiny_train_config(tmp_path, tiny_model_dir, data, student_epochs=3)
+    with pytest.raises(ConfigError, match="student_epochs must be > 0"):
+        tiny_train_config(tmp_path, tiny_model_dir, data, self_training_rounds=1, student_epochs=0)
+
+
+def test_students_can_learn_the_teachers_probabilities_instead_of_its_labels(tmp_path, tiny_model_dir, monkeypatch):
+    from langbert.tasks.sequence_classification import TextClassification
+
+    seen = []
+    original = TextClassification.soft_targets
+
+    def spy(self, features, rows):
+        features = original(self, features, rows)
+        seen.extend((row, item.get("labels")) for row, item in zip(rows, features) if row.probabilities)
+        return features
+
+    monkeypatch.setattr(TextClassification, "soft_targets", spy)
+    data = write_jsonl(tmp_path / "t.jsonl", [{"text": t, "label": l} for t, l in SENTIMENT])
+    pool = tmp_path / "u.txt"
+    pool.write_text("\n".join(UNLABELED) + "\n", encoding="utf-8")
+    out = train(tiny_train_config(tmp_path, tiny_model_dir, data, unlabeled=[str(pool)], self_training_rounds=1,
+                                  pseudo_label_fraction=0.5, pseudo_label_targets="probabilities"))
+    meta = json.loads((out / "langbert.json").read_text())
+    assert meta["self_training"][0]["targets"] == "probabilities"
+    teacher = Predictor.load(out / "self-training" / "round-0")
+    expected = {t: p["probabilities"] for t, p in zip(UNLABELED, teacher.predict(UNLABELED))}
+    kept = {row.text for row, _ in seen}
+    assert len(kept) == sum(meta["self_training"][0]["pseudo_labels"].values()) == 6
+    labels = sorted(next(iter(expected.values())))  # the task's label order
+    for row, target in seen:  # the student's target for a kept text is its teacher's distribution, not 0/1
+        assert target == pytest.approx([expected[row.text][label] for label in labels], abs=1e-5)
+        assert row.label == max(expected[row.text], key=expected[row.text].get)
+    assert any(0.01 < t < 0.99 for _, target in seen for t in target)
+    assert len(Predictor.load(out).predict(UNLABELED[:2])) == 2
+    with pytest.raises(ConfigError, match="pseudo_label_targets"):
+        tiny_train_config(tmp_path, tiny_model_dir, data, pseudo_label_targets="probabilities")
