@@ -284,7 +284,7 @@ def main() -> None:
                 few = subset(train_rows, n, seed)
                 chosen = {id(r) for r in few}
                 pool = [replace(r, label=None) for r in train_rows if id(r) not in chosen]
-                reads_pool = system in SELF_TRAINED or bool(consistency_mark(args)) and fine_tuned(system)
+                reads_pool = system in SELF_TRAINED or bool(args.consistency_weight) and fine_tuned(system)
                 if reads_pool and not pool:
                     raise SystemExit(f"{system} needs unlabelled reviews: none are left at {size}")
                 if system == "tfidf-lr":

@@ -28,7 +28,7 @@ class Consistency:
                  noise: float, threshold: float, temperature: float, batch_size: int, seed: int, rank: int = 0):
         if not features:
             raise ValueError("consistency training needs unlabelled texts")
-        self.features = [{k: v for k, v in f.items() if k != "labels"} for f in features]
+        self.features = features
         self.collator = collator
         self.weight, self.noise, self.threshold, self.temperature = weight, noise, threshold, temperature
         self.batch_size, self.seed, self.rank = batch_size, seed, rank
@@ -68,14 +68,14 @@ class Consistency:
 
     def loss(self, model: Any) -> torch.Tensor:
         batch, generator = self.batch()
-        batch = {k: v for k, v in batch.items() if k != "labels"}
-        noisy = {**batch, "input_ids": self.noised(batch["input_ids"], batch.get("attention_mask"), generator)}
+        noisy_ids = self.noised(batch["input_ids"], batch.get("attention_mask"), generator)
         device = next(model.parameters()).device
+        batch = {k: v.to(device) for k, v in batch.items() if k != "labels"}
         with torch.no_grad():
-            clean = model(**{k: v.to(device) for k, v in batch.items()}).logits.float()
+            clean = model(**batch).logits.float()
         target = (clean / self.temperature).softmax(-1)
         counted = clean.softmax(-1).amax(-1) >= self.threshold
-        log_noisy = model(**{k: v.to(device) for k, v in noisy.items()}).logits.float().log_softmax(-1)
+        log_noisy = model(**{**batch, "input_ids": noisy_ids.to(device)}).logits.float().log_softmax(-1)
         per_text = F.kl_div(log_noisy, target, reduction="none").sum(-1)
         # Divided by the whole batch, as UDA does: a batch where few texts are confident teaches little.
         loss = (per_text * counted).sum() / len(per_text)
