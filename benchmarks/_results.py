@@ -135,7 +135,7 @@ SUMMARY = [
     ("sequence_labeling", "zh-ner", "entity_f1", "adapted-crf-llrd-0.9-ngrams", "crf-baseline",
      "NER, the same with hashed n-gram scores beside the encoder, mean of 2 seeds"),
     ("sequence_labeling", "zh-ner", "entity_f1", "adapted-crf-lexicon-llrd-0.9-ngrams-rerun", "crf-baseline-lexicon",
-     "NER, the same with lexicon features, mean of 2 seeds"),
+     "NER, the same with lexicon features, mean of 3 seeds"),
     ("sequence_labeling", "zh-ner", "entity_f1", "adapted-crf-lexicon-llrd-0.9-ngrams", "crf-baseline-lexicon",
      "NER, the same from another run of the encoder's recipe, mean of 3 seeds"),
     ("sequence_labeling", "zh-ner", "entity_f1", "adapted-crf-gpu-encoder", "crf-baseline",
