@@ -101,6 +101,9 @@ SUMMARY = [
      "adapted + masked-LM, 4,000 reviews"),
     ("few_labels", "zh-sentiment@32", "test_accuracy", "cloze-words", "tfidf-lr",
      "16 reviews a label, PET with ten words a label, mean of 3 subsets"),
+    ("few_labels", "zh-sentiment@32", "test_accuracy", "cloze-words-tapt", "tfidf-lr-self-training",
+     "16 reviews a label, PET with ten words, encoder also masked-LM-trained on the training reviews (1,000 steps), "
+     "against TF-IDF self-trained on them"),
     ("few_labels", "zh-sentiment@100", "test_accuracy", "setfit", "tfidf-lr", "100 reviews, SetFit, mean of 3 subsets"),
     ("few_labels", "zh-sentiment@100", "test_accuracy", "cloze-words-more-mlm", "tfidf-lr",
      "100 reviews, PET with ten words a label, encoder with twice the masked-LM steps (1,918), mean of 3 subsets"),
@@ -121,7 +124,12 @@ SUMMARY = [
      "tfidf-lr-subsets-0-1-2-3-4", "the same over five random subsets, TF-IDF + LR on the same five"),
     ("few_labels", "zh-sentiment@100", "test_accuracy", "setfit-tapt", "tfidf-lr",
      "100 reviews, SetFit, encoder also masked-LM-trained on the training reviews (1,000 steps), mean of 3 subsets"),
+    ("few_labels", "zh-sentiment@2000", "test_accuracy", "cloze-words-co-training-tapt-2x", "tfidf-lr-self-training",
+     "2,000 reviews + the unlabelled rest, PET with ten words co-trained, encoder also masked-LM-trained on the "
+     "training reviews (2,000 steps), mean of 3 subsets, against TF-IDF self-trained on them"),
     ("few_labels", "zh-sentiment@full", "test_accuracy", "finetune", "tfidf-lr", "all 13,774 reviews, fine-tuned, 3 seeds"),
+    ("few_labels", "zh-sentiment@full", "test_accuracy", "finetune-tapt-2x", "tfidf-lr",
+     "all 13,774 reviews, fine-tuned, encoder also masked-LM-trained on the training reviews (2,000 steps), 3 seeds"),
     ("few_labels", "zh-sentiment@0", "test_accuracy", "cloze-zero-shot-words", None,
      "no labels, cloze zero-shot, ten words a label"),
     ("few_labels", "zh-sentiment@0", "test_accuracy", "cloze-zero-shot-words-calibrated-on-texts",

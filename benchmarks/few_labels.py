@@ -42,6 +42,7 @@ import itertools
 import json
 import logging
 import random
+import re
 import shutil
 import statistics
 import sys
@@ -357,21 +358,49 @@ def best_off_the_lines(curve: list[dict], lines: list[str]) -> list[dict]:
     return found
 
 
+def task_adapted(system: str) -> bool:
+    """Whether the system's encoder also read the training reviews by masked-LM (a ``-tapt`` or ``-tapt-2x``
+    row); TF-IDF rows read no encoder and belong to either side."""
+    return re.search(r"-tapt(-2x)?(-|$)", system) is not None
+
+
+# The zero-shot rows drawn as horizontal lines on each panel: from the encoder itself and from the task-adapted one.
+ZERO_SHOT_LINES = {False: ("cloze-zero-shot-words", "cloze-zero-shot-words-calibrated-on-texts"),
+                   True: ("cloze-zero-shot-words-tapt", "cloze-zero-shot-words-calibrated-on-texts-tapt")}
+
+
 def plot(rows: list[dict], path: Path) -> None:
-    """One line per system measured at two sizes or more, TF-IDF + LR in black as the line to beat, the
-    zero-shot rows as horizontal lines; of the single-size rows (ablations, which would crowd the figure into
-    noise) each size's best is a star with its spread, where it beats every line at that size."""
+    """Two panels, the systems from the CPU-pretrained encoder and those from the task-adapted encoder (TAPT),
+    each with TF-IDF + LR in black as the line to beat and its zero-shot rows as horizontal lines. In a panel,
+    one line per system measured at two sizes or more; of the single-size rows (ablations, which would crowd
+    the figure into noise) each size's best is a star with its spread, where it beats every line there."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(9.5, 4.8))
+    fig, axes = plt.subplots(1, 2, figsize=(15, 7.8), sharey=True)
     curve = [r for r in rows if r["dataset"].startswith("zh-sentiment@") and r["dataset"] != "zh-sentiment@0"]
+    titles = {False: "from the CPU-pretrained encoder",
+              True: "encoder also masked-LM-trained on the training reviews (TAPT)"}
+    for ax, adapted in zip(axes, (False, True)):
+        here = [r for r in curve if r["system"].startswith("tfidf-lr") or task_adapted(r["system"]) == adapted]
+        zero_shot = [r for name in ZERO_SHOT_LINES[adapted] for r in rows
+                     if r["dataset"] == "zh-sentiment@0" and r["system"] == name]
+        _panel(ax, here, zero_shot, plt.get_cmap("tab20").colors)
+        ax.set_title(titles[adapted], fontsize=10)
+    axes[0].set_ylabel("test accuracy")
+    fig.suptitle("zh-sentiment: accuracy against labelled data (x: labelled training reviews, mean of three random "
+                 "subsets unless the legend says; band: ±1 std)", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _panel(ax, curve: list[dict], zero_shot: list[dict], palette) -> None:
     systems = [s for s in dict.fromkeys(r["system"] for r in curve) if sum(r["system"] == s for r in curve) > 1]
-    tab20 = plt.get_cmap("tab20").colors
     # No greys (the zero-shot lines are grey); colours repeat only past eighteen lines.
-    colours = itertools.cycle([c for c in tab20[::2] + tab20[1::2] if len(set(c)) > 1])
+    colours = itertools.cycle([c for c in palette[::2] + palette[1::2] if len(set(c)) > 1])
     for system in sorted(systems, key=lambda s: s != "tfidf-lr"):
         pts = sorted((labelled(r), r["value"], r.get("std") or 0.0) for r in curve if r["system"] == system)
         xs, ys, sd = [n for n, *_ in pts], [v for _, v, _ in pts], [s for *_, s in pts]
@@ -380,27 +409,20 @@ def plot(rows: list[dict], path: Path) -> None:
         ax.fill_between(xs, [y - s for y, s in zip(ys, sd)], [y + s for y, s in zip(ys, sd)], color=style["color"],
                         alpha=0.12)
     for best in best_off_the_lines(curve, systems):
-        size = labelled(best)
+        size, subsets = labelled(best), len(best.get("seeds") or [0, 1, 2])
+        over = "" if subsets == 3 else f", {subsets} subsets"
         ax.errorbar([size], [best["value"]], yerr=[best.get("std") or 0.0], marker="*", ms=13, color="crimson",
-                    capsize=3, ls="none", label=f"best at {size:,}: {best['system']} ({best['value']:.3f})")
-    for r in rows:
-        if r["dataset"] == "zh-sentiment@0" and r["system"] in ("cloze-zero-shot-words",
-                                                                "cloze-zero-shot-words-calibrated-on-texts"):
-            calibrated = r["system"].endswith("-calibrated-on-texts")
-            ax.axhline(r["value"], ls="-." if calibrated else ":", color="grey",
-                       label=f"zero-shot, ten words{', calibrated on texts' if calibrated else ''} ({r['value']:.3f})")
+                    capsize=3, ls="none", label=f"best at {size:,}: {best['system']} ({best['value']:.3f}{over})")
+    for r in zero_shot:
+        calibrated = "-calibrated-on-texts" in r["system"]
+        ax.axhline(r["value"], ls="-." if calibrated else ":", color="grey",
+                   label=f"zero-shot, ten words{', calibrated on texts' if calibrated else ''} ({r['value']:.3f})")
     ax.set_xscale("log")
     sizes = sorted({(labelled(r), r["dataset"].endswith("@full")) for r in curve})
     ax.set_xticks([n for n, _ in sizes], [f"all {n:,}" if full else f"{n:,}" for n, full in sizes])
     ax.minorticks_off()
-    ax.set_xlabel("labelled training reviews (three random subsets each; band: ±1 std)")
-    ax.set_ylabel("test accuracy")
-    ax.set_title("zh-sentiment: accuracy against labelled data")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.07), ncol=2)
 
 
 if __name__ == "__main__":

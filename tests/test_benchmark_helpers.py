@@ -144,6 +144,20 @@ def test_few_label_rows_over_other_subsets_say_so_and_the_best_ablation_is_starr
         "cloze-words-co-training-tapt", "finetune-llrd"]
 
 
+def test_the_learning_curve_draws_task_adapted_encoders_on_their_own_panel(tmp_path):
+    few = _script("few_labels")
+    assert few.task_adapted("setfit-tapt") and few.task_adapted("cloze-words-co-training-tapt-2x-subsets-0-1-2-3-4")
+    assert few.task_adapted("finetune-steps-300-uda-1-tapt") and few.task_adapted("cloze-zero-shot-words-tapt-2x")
+    assert not any(map(few.task_adapted, ["finetune", "co-training-rerun", "tfidf-lr-subsets-0-1-2-3-4",
+                                          "cloze-zero-shot-words-calibrated-on-texts", "adapted-tapted"]))
+    rows = [{"dataset": f"zh-sentiment@{n}", "system": system, "value": value, "std": 0.01}
+            for n, system, value in [(100, "tfidf-lr", 0.67), (500, "tfidf-lr", 0.78), (100, "setfit", 0.74),
+                                     (500, "setfit", 0.79), (100, "setfit-tapt", 0.80), (500, "setfit-tapt", 0.82),
+                                     (0, "cloze-zero-shot-words-tapt", 0.74)]]
+    few.plot(rows, tmp_path / "curve.png")
+    assert (tmp_path / "curve.png").read_bytes().startswith(b"\x89PNG")
+
+
 def test_the_label_audit_splits_texts_into_confirmed_disputed_and_undecidable(tmp_path):
     audit = _script("label_audit")
     lines = [{"text": "好", "reader": "positive"}, {"text": "差", "reader": "positive"},
