@@ -288,7 +288,8 @@ class ClozeClassification(TextClassification):
 
 def _cut(texts: list[str], tokenizer: Any, budget: int) -> list[str]:
     """Each text cut at a character boundary so that it alone makes at most ``budget`` tokens."""
-    enc = tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True)
+    # The whole text is measured to find the cut; only the cut text reaches the model, so no length warning.
+    enc = tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
     return [t if len(offsets) <= budget else t[:offsets[budget - 1][1]]
             for t, offsets in zip(texts, enc["offset_mapping"])]
 
