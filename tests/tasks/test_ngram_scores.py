@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from langbert import Predictor, train
+from langbert.errors import ConfigError
 from langbert.tasks import create_task
 from langbert.tasks.ngram_scores import TEMPLATES, NgramScores
 from tests.conftest import served, tiny_train_config
@@ -103,3 +104,27 @@ def test_a_model_fine_tuned_again_keeps_its_scores_for_the_same_tags_only(tmp_pa
     plain.fit(rows)
     model = plain.build_model(str(out))
     assert getattr(model, "ngram_scores", None) is None and not hasattr(model.config, "langbert_ngrams")
+
+
+def test_dropout_drops_whole_scores_while_training_only(tiny_model_dir):
+    from langbert.data.rows import Row
+
+    scores = NgramScores(buckets=4099, num_labels=3, dropout=0.5)
+    torch.nn.init.normal_(scores.table.weight)
+    ids = torch.randint(4, 90, (64, 20))
+    full = scores.eval()(ids)
+    torch.manual_seed(0)
+    dropped = scores.train()(ids)
+    assert not torch.allclose(dropped, full)
+    # Each (token, template) score vector is kept or dropped whole, a kept one doubled (rate 0.5).
+    per_template = scores.table(scores.keys(ids))
+    torch.manual_seed(0)
+    keep = torch.rand(per_template.shape[:-1]) >= 0.5
+    torch.testing.assert_close(dropped, (per_template * keep.unsqueeze(-1) * 2).sum(dim=-2))
+    assert 0.4 < keep.float().mean() < 0.6
+    # The task sets the rate on the model it builds; a value out of range is refused.
+    task = create_task("token-classification", {"crf": True, "ngram_buckets": 512, "ngram_dropout": 0.3})
+    task.fit([Row(text=t, label=e) for t, e in NER])
+    assert task.build_model(tiny_model_dir, dropout=0.0).ngram_scores.dropout == 0.3
+    with pytest.raises(ConfigError, match="ngram_dropout"):
+        create_task("token-classification", {"ngram_buckets": 512, "ngram_dropout": 1.0})

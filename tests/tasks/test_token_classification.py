@@ -54,6 +54,12 @@ def test_ner_overfits_and_reloads(tmp_path, tiny_model_dir, crf):
     assert meta["best_dev_metric"] == {"entity_f1": meta["metrics"]["dev"]["entity_f1"]}
     assert "eval_char_tag_accuracy" in (out / "metrics.jsonl").read_text()  # dev scored on characters
     assert (out / "crf.safetensors").exists() is crf
+    # The training spans are kept as digests, so a reloaded model splits recall on seen and unseen spans too.
+    assert meta["metrics"]["dev"]["oov_rate"] == 0.0 and meta["metrics"]["dev"]["iv_recall"] == 1.0
+    assert (out / "training_spans.digests").is_file() and "北京" not in (out / "training_spans.digests").read_text()
+    from langbert.data.rows import Row
+    unseen = Predictor.load(out).evaluate([Row("我在北京工作", [(2, 4, "LOC")]), Row("他去了南京", [(3, 5, "LOC")])])
+    assert unseen.metrics["oov_spans"] == 1 and unseen.metrics["oov_rate"] == 0.5
     assert "| support | missed | wrong_bounds | wrong_type | spurious |" in (out / "eval.md").read_text()
     assert (out / "errors_dev.png").exists()
 

@@ -7,6 +7,11 @@ pretraining made of them. ``NgramScores`` gives the head those weights directly,
 the model: each (template, tokens) key is hashed into a fixed table of per-tag scores, so no n-gram
 vocabulary is kept and any tokenizer's ids work. It reads only ``input_ids`` and the attention mask, so an
 exported model needs no new input.
+
+The table learns a training sentence's rare n-grams well enough to label it alone, so the encoder is
+taught little where they occur; at test time an unseen n-gram scores zero and the encoder must label it.
+``dropout`` drops each (token, template) score at random while training (the survivors rescaled), so the
+encoder keeps learning where the table will be silent.
 """
 
 from __future__ import annotations
@@ -24,9 +29,10 @@ class NgramScores(torch.nn.Module):
     the template and the tokens it reads. Positions before the window, after it or under padding read as
     one "no token" id, so a text scores the same alone or padded in a batch."""
 
-    def __init__(self, buckets: int, num_labels: int):
+    def __init__(self, buckets: int, num_labels: int, dropout: float = 0.0):
         super().__init__()
         self.buckets = buckets
+        self.dropout = dropout
         self.table = torch.nn.Embedding(buckets, num_labels)
 
     def reset_parameters(self) -> None:
@@ -50,4 +56,8 @@ class NgramScores(torch.nn.Module):
         return torch.stack(keys, dim=-1)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
-        return self.table(self.keys(input_ids, attention_mask)).sum(dim=-2)
+        scores = self.table(self.keys(input_ids, attention_mask))
+        if self.training and self.dropout:
+            keep = torch.rand(scores.shape[:-1], device=scores.device) >= self.dropout
+            scores = scores * keep.unsqueeze(-1).to(scores.dtype) / (1 - self.dropout)
+        return scores.sum(dim=-2)

@@ -8,7 +8,8 @@
 - Evaluation is entity-level over characters, per type and micro/macro: ``entity_f1`` reads predicted tags
   as conlleval does, ``entity_f1_strict`` counts only well-formed entities (seqeval's strict mode); the
   best checkpoint is chosen on ``entity_f1`` unless ``--metric`` names another. Character tag accuracy is
-  reported separately and named as such.
+  reported separately and named as such, and so is the recall of gold spans whose text the training split
+  never held as a span (``oov_recall``: for segmentation SIGHAN's R_oov) and of the others (``iv_recall``).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from ..data.spans import (ERROR_KINDS, DecodeStats, close_at_edges, join_tag, sp
                           split_tag, tags_for, tags_to_spans)
 from ..errors import DataError
 from ..evaluation import Report
+from ..evaluation.seen_spans import SeenSpans, seen_recall
 from .base import Task, model_class_for, register_task
 from .crf import CRF
 from .options import TokenClassificationOptions
@@ -41,6 +43,7 @@ from .windows import PadCollator, check_windows_cover
 
 CRF_FILE = "crf.safetensors"
 LEXICON_FILE = "lexicon.tsv"
+SEEN_FILE = "training_spans.digests"
 LEXICON_KEY = "langbert_lexicon"
 CRF_KEY = "langbert_crf"
 NGRAM_KEY = "langbert_ngrams"
@@ -192,6 +195,8 @@ class TokenClassification(Task):
         self._model_lexicon: list[Any] = []
         self._model_ngrams: list[Any] = []
         self._lexicon_digest: str | None = None
+        self.seen: SeenSpans | None = None
+        """The training split's span texts (as digests), for recall on seen and unseen spans."""
 
     def state(self) -> dict[str, Any]:
         state = {**super().state(), "types": self.types}
@@ -243,6 +248,7 @@ class TokenClassification(Task):
         if not self.types:
             raise DataError("training data has no spans", rows[0].source if rows else None)
         self.labels = tags_for(self.types, self.scheme)
+        self.seen = SeenSpans.from_rows(rows)
         if self.options.lexicon:
             self.lexicon = build_lexicon(self.options.lexicon, rows, self.options.lexicon_folds)
 
@@ -289,6 +295,8 @@ class TokenClassification(Task):
         if ngrams is not None and not (carried_on and saved_buckets == self.options.ngram_buckets):
             ngrams.reset_parameters()  # new scores start at zero: the encoder's emissions as they were
         self._model_lexicon = _lexicon_modules(model)
+        if ngrams is not None:
+            ngrams.dropout = self.options.ngram_dropout
         self._model_ngrams = [ngrams] if ngrams is not None else []
         if self.crf and carried_on and (Path(name_or_path) / CRF_FILE).is_file():
             # The transitions were learned for these tags too: they carry on with the emissions.
@@ -305,7 +313,13 @@ class TokenClassification(Task):
         if self.crf:
             model = self._attach_crf(model)
             model.crf.load_state_dict(_saved_crf(path))
+        self._read_seen(path)
         return model
+
+    def _read_seen(self, path: str | Path) -> None:
+        file = Path(path) / SEEN_FILE
+        if file.is_file():  # folders saved before it was kept report without the seen / unseen split
+            self.seen = SeenSpans.from_text(file.read_text(encoding="utf-8"))
 
     def _model_class(self, config: Any) -> type:
         """HF's token-classification class for ``config`` (told of the CRF's keys where there is one), with
@@ -345,6 +359,8 @@ class TokenClassification(Task):
             self._crf_module = _trained_copy(model.crf)
         self._model_lexicon = [_trained_copy(m) for m in _lexicon_modules(model)]
         self._model_ngrams = [_trained_copy(model.ngram_scores)] if getattr(model, "ngram_scores", None) is not None else []
+        for ngrams in self._model_ngrams:
+            ngrams.dropout = self.options.ngram_dropout
 
     def lr_scaled_parameters(self) -> list[tuple[list[Any], float]]:
         scaled = [(list(self._crf_module.parameters()), self.options.crf_lr_scale)] if self.crf else []
@@ -357,6 +373,7 @@ class TokenClassification(Task):
     def attach_exported(self, model: Any, path: str) -> None:
         if (Path(path) / LEXICON_FILE).is_file():
             self._read_lexicon(path)
+        self._read_seen(path)
         if self.crf:
             crf = CRF(self.labels, self.scheme)
             crf.load_state_dict(_saved_crf(path))
@@ -365,17 +382,20 @@ class TokenClassification(Task):
     def save_extra(self, model: Any, out: str | Path) -> None:
         """HF's save_pretrained keeps crf.* in model.safetensors too; a separate file keeps loading explicit.
         The lexicon is saved whole (every entry, the training split's included), in its feature order."""
-        if self.lexicon is not None:
-            from ..artifacts import atomic_write_text
+        from ..artifacts import atomic_write_text
 
+        if self.lexicon is not None:
             atomic_write_text(Path(out) / LEXICON_FILE, whole(self.lexicon).to_text())
+        if self.seen is not None:
+            atomic_write_text(Path(out) / SEEN_FILE, self.seen.to_text())
         if self.crf:
             from safetensors.torch import save_file
 
             save_file({k: v.contiguous() for k, v in self._crf_module.state_dict().items()}, str(Path(out) / CRF_FILE))
 
     def extra_files(self) -> list[str]:
-        return [*([CRF_FILE] if self.crf else []), *([LEXICON_FILE] if self.lexicon is not None else [])]
+        return [*([CRF_FILE] if self.crf else []), *([LEXICON_FILE] if self.lexicon is not None else []),
+                *([SEEN_FILE] if self.seen is not None else [])]
 
     def loss_function(self) -> Any:
         if not self.crf:
@@ -521,13 +541,16 @@ class TokenClassification(Task):
     def evaluate(self, outputs: Any, rows: Sequence[Row]) -> Report:
         """Entity-level scores over characters, twice: ``entity_*`` read the predicted tags as conlleval
         does (a tag that continues no entity starts one), ``entity_*_strict`` count only well-formed
-        entities (seqeval's strict mode). The per-type table and error counts are conlleval-style."""
-        gold_tags, pred_tags, strict_tags = [], [], []
+        entities (seqeval's strict mode). The per-type table and error counts are conlleval-style. With the
+        training split's spans known (after ``fit``, or saved beside the model): ``oov_recall``,
+        ``iv_recall``, ``oov_rate`` (``evaluation.seen_spans``)."""
+        gold_tags, pred_tags, strict_tags, all_predicted = [], [], [], []
         correct = total = 0
         errors: Counter = Counter()
         found: Counter = Counter()
         for tokens, row in zip(outputs, rows):
             predicted = self.spans(tokens)
+            all_predicted.append(predicted)
             errors.update(span_errors(row.label or [], predicted))
             found.update(kind for _, _, kind in set(row.label or []) & set(predicted))
             # Spans compared over characters in IOB2, whatever the scheme: type and both bounds must match.
@@ -551,6 +574,8 @@ class TokenClassification(Task):
                    "entity_recall_strict": strict["recall"],
                    "char_tag_accuracy": correct / max(total, 1), "sentences": len(rows),
                    "entities": int(micro["support"])}
+        if self.seen is not None:
+            metrics.update(seen_recall([r.text for r in rows], [r.label or [] for r in rows], all_predicted, self.seen))
         outcomes = {row["label"]: {"found": found[row["label"]], **{e: row[e] for e in ERROR_KINDS}} for row in table}
         return Report(metrics, table, outcomes=outcomes)
 
