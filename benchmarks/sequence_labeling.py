@@ -13,6 +13,7 @@ fold) to the classical CRF (`crf-baseline-lexicon`, and one row per source alone
     python benchmarks/sequence_labeling.py --train-samples 4000      # a quicker, stated subset
     python benchmarks/sequence_labeling.py --systems crf-baseline crf-baseline-lexicon   # the classical rows
     python benchmarks/sequence_labeling.py --rescore-oov   # unseen / seen recall for rows trained without it
+    python benchmarks/sequence_labeling.py --unseen-words-by-pos adapted-crf-lexicon-ngrams-rerun
 """
 
 from __future__ import annotations
@@ -49,9 +50,11 @@ def char_features(text: str, i: int) -> dict[str, str]:
     return feats
 
 
-def crf_baseline(dataset: str, train_samples: int | None, lexicon_sources: Sequence[str] = ()) -> tuple[Any, float]:
+def crf_baseline(dataset: str, train_samples: int | None, lexicon_sources: Sequence[str] = (),
+                 spans: list | None = None) -> tuple[Any, float]:
     """The classical CRF, with the lexicon's B/M/E/S features of each character where sources are given
-    (a training-split lexicon out of fold for the training sentences, whole for the test ones)."""
+    (a training-split lexicon out of fold for the training sentences, whole for the test ones). ``spans``,
+    where given, receives each test sentence's predicted spans."""
     import sklearn_crfsuite
 
     from langbert.data.lexicon import build_lexicon, lexicon_for, whole
@@ -81,6 +84,8 @@ def crf_baseline(dataset: str, train_samples: int | None, lexicon_sources: Seque
     predicted = model.predict([features(r.text, False) for r in test])
     ids = {t: i for i, t in enumerate(task.labels)}
     outputs = [[(i, i + 1, ids.get(t, 0)) for i, t in enumerate(tags)] for tags in predicted]
+    if spans is not None:
+        spans.extend(task.spans(tokens) for tokens in outputs)
     return task.evaluate(outputs, test), time.perf_counter() - start
 
 
@@ -177,6 +182,10 @@ def main() -> None:
     p.add_argument("--rescore-oov", action="store_true",
                    help="instead of training: add oov_recall / iv_recall to the neural rows whose fine-tuned "
                         "folders are under --work, by evaluating each seed's saved model on test again")
+    p.add_argument("--unseen-words-by-pos", default=None, metavar="ROW",
+                   help="instead of training: recall of the zh-cws test words unseen in training, per part of speech "
+                        "(zh-pos tags the same sentences), for the neural row ROW (its first seed's saved model) and "
+                        "the classical CRF with --lexicon, stored in both rows as oov_recall_by_pos")
     p.add_argument("--encoder-hardware", default=None,
                    help="where --adapted was pretrained, if not on this machine's CPU (e.g. 'NVIDIA H200'): its "
                         "rows are named <system>-gpu-encoder and say so, reported beside the CPU-only rows")
@@ -185,6 +194,8 @@ def main() -> None:
     work = Path(args.work)
     if args.rescore_oov:
         return rescore_oov(work)
+    if args.unseen_words_by_pos:
+        return unseen_words_by_pos(work, args.unseen_words_by_pos, args.lexicon)
     extra = {**({"seed": args.seeds[0]} if len(args.seeds) == 1 else {}), "epochs": args.epochs, "train_samples": args.train_samples or "all",
              "learning_rate": args.learning_rate, "embedding_lr_scale": args.embedding_lr_scale,
              **({"layer_lr_decay": args.layer_lr_decay} if args.layer_lr_decay != 1 else {}),
@@ -288,6 +299,45 @@ def rescore_oov(work: Path) -> None:
                      oov_command=command_line())
             write_rows("sequence_labeling", rows)
             print(r["dataset"], r["system"], {k: r[k] for k in (*SEEN_RECALL, "oov_rate")}, flush=True)
+
+
+def unseen_words_by_pos(work: Path, system: str, lexicon: Sequence[str]) -> None:
+    """Where a segmenter finds or loses the words its training split never held: per part of speech of the
+    gold word (zh-pos's tag of the same span; nouns split by their subtype, as nr person, ns place), how many
+    there are and the share each system segments exactly."""
+    from langbert import Predictor
+    from langbert.evaluation.seen_spans import SeenSpans
+
+    splits = get_builtin("zh-cws").load().splits
+    seen = SeenSpans.from_rows(splits["train"])
+    tags = {(r.text, start, end): kind for r in get_builtin("zh-pos").load().splits["test"] for start, end, kind in r.label}
+    test = splits["test"]
+    neural = Predictor.load(work / f"cws-{system}", unpadded=False).predict([r.text for r in test])
+    found = {system: [{(s["start"], s["end"]) for s in p["spans"]} for p in neural]}
+    classical: list = []
+    crf_baseline("zh-cws", None, lexicon, spans=classical)
+    found["crf-baseline-lexicon"] = [{(start, end) for start, end, _ in p} for p in classical]
+    total: dict[str, int] = {}
+    hits: dict[str, dict[str, int]] = {name: {} for name in found}
+    for i, r in enumerate(test):
+        for start, end, _ in r.label:
+            if r.text[start:end] in seen:
+                continue
+            kind = tags.get((r.text, start, end), "?")
+            kind = kind[:2] if kind.startswith("n") else kind[:1]
+            total[kind] = total.get(kind, 0) + 1
+            for name, spans in found.items():
+                hits[name][kind] = hits[name].get(kind, 0) + ((start, end) in spans[i])
+    path = RESULTS / "sequence_labeling.json"
+    rows = json.loads(path.read_text(encoding="utf-8"))
+    for r in rows:
+        if r["dataset"] == "zh-cws" and r["system"] in found:
+            r["oov_recall_by_pos"] = {k: {"words": n, "recall": round(hits[r["system"]][k] / n, 4)}
+                                      for k, n in sorted(total.items(), key=lambda kv: -kv[1])}
+            r["oov_by_pos_command"] = command_line()
+    write_rows("sequence_labeling", rows)
+    for k, n in sorted(total.items(), key=lambda kv: -kv[1]):
+        print(k, n, {name: round(hits[name][k] / n, 4) for name in found}, flush=True)
 
 
 def _lexicon(args, lexicon: Sequence[str]) -> dict:
