@@ -10,10 +10,14 @@ fold) to the classical CRF (`crf-baseline-lexicon`, and one row per source alone
 
     pip install -e '.[bench]'
     python benchmarks/sequence_labeling.py --adapted benchmarks/work/adaptation/pretrain-char
-    python benchmarks/sequence_labeling.py --train-samples 4000      # a quicker, stated subset
     python benchmarks/sequence_labeling.py --systems crf-baseline crf-baseline-lexicon   # the classical rows
     python benchmarks/sequence_labeling.py --rescore-oov   # unseen / seen recall for rows trained without it
     python benchmarks/sequence_labeling.py --unseen-words-by-pos adapted-crf-lexicon-ngrams-rerun
+    python benchmarks/sequence_labeling.py --adapted ... --sizes 100 500 2000 --seeds 0 1 2   # learning curve
+
+The learning curve (`--sizes`) trains the classical CRF, with and without the lexicon, and the adapted model
+through the dataset's packaged recipe on the same random subsets of N training sentences: rows `zh-ner@N`,
+`zh-cws@N`, and the figure `results/sequence_labeling_curve.png`.
 """
 
 from __future__ import annotations
@@ -21,6 +25,9 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import random
+import shutil
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -31,8 +38,10 @@ from typing import Any, Sequence
 sys.path.insert(0, str(Path(__file__).parent))
 from _results import RESULTS, command_line, pretraining_runs, row, run_once, write_rows  # noqa: E402
 
-from langbert.config import AdaptConfig, DataConfig, TrainConfig  # noqa: E402
+from langbert.config import AdaptConfig, DataConfig, TrainConfig, load_recipe  # noqa: E402
 from langbert.data import get_builtin  # noqa: E402
+from langbert.data.loading import Splits  # noqa: E402
+from langbert.recipes import recipe_path  # noqa: E402
 from langbert.tasks import create_task  # noqa: E402
 from langbert.training import train  # noqa: E402
 
@@ -50,11 +59,12 @@ def char_features(text: str, i: int) -> dict[str, str]:
     return feats
 
 
-def crf_baseline(dataset: str, train_samples: int | None, lexicon_sources: Sequence[str] = (),
-                 spans: list | None = None) -> tuple[Any, float]:
+def crf_baseline(dataset: str, lexicon_sources: Sequence[str] = (), spans: list | None = None,
+                 train_rows: list | None = None) -> tuple[Any, float]:
     """The classical CRF, with the lexicon's B/M/E/S features of each character where sources are given
     (a training-split lexicon out of fold for the training sentences, whole for the test ones). ``spans``,
-    where given, receives each test sentence's predicted spans."""
+    where given, receives each test sentence's predicted spans; ``train_rows``, where given, replace the
+    training split."""
     import sklearn_crfsuite
 
     from langbert.data.lexicon import build_lexicon, lexicon_for, whole
@@ -62,7 +72,8 @@ def crf_baseline(dataset: str, train_samples: int | None, lexicon_sources: Seque
     data = get_builtin(dataset).load()
     scheme = get_builtin(dataset).task_options.get("tag_scheme", "BIO")
     task = create_task("token-classification", {"tag_scheme": scheme})
-    train_rows = data.splits["train"][:train_samples] if train_samples else data.splits["train"]
+    if train_rows is None:
+        train_rows = data.splits["train"]
     task.fit(train_rows)
     from langbert.data.spans import spans_to_tags
 
@@ -111,7 +122,7 @@ def fine_tune(model: str, dataset: str, out: Path, args, crf: bool, lexicon: Seq
 
 def _fine_tune_once(model: str, dataset: str, out: Path, args, crf: bool, lexicon: Sequence[str], seed: int):
     config = TrainConfig(task="token-classification", model=model, output_dir=str(out),
-                         data=DataConfig(dataset=dataset, max_train_samples=args.train_samples),
+                         data=DataConfig(dataset=dataset),
                          options={"crf": crf, "crf_lr_scale": args.crf_lr_scale,
                                   **({"ngram_buckets": args.ngram_buckets, "ngram_lr_scale": args.ngram_lr_scale,
                                       "ngram_dropout": args.ngram_dropout} if args.ngram_buckets else {}),
@@ -138,7 +149,6 @@ METRIC = {"zh-ner": "entity_f1", "zh-cws": "word_f1"}
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--adapted", default=None, help="adapted (+pretrained) checkpoint; default: adapt one here")
-    p.add_argument("--train-samples", type=int, default=None)
     p.add_argument("--epochs", type=float, default=1.0)
     p.add_argument("--learning-rate", type=float, default=1e-4)
     p.add_argument("--embedding-lr-scale", type=float, default=1.0,
@@ -189,6 +199,13 @@ def main() -> None:
     p.add_argument("--encoder-hardware", default=None,
                    help="where --adapted was pretrained, if not on this machine's CPU (e.g. 'NVIDIA H200'): its "
                         "rows are named <system>-gpu-encoder and say so, reported beside the CPU-only rows")
+    p.add_argument("--sizes", type=int, nargs="+", default=None,
+                   help="instead of the full-data rows: a learning curve, rows <dataset>@N for N labelled sentences "
+                        "(one random subset per --seeds), systems --curve-systems")
+    p.add_argument("--curve-systems", nargs="+", default=["crf-baseline", "crf-baseline-lexicon", "adapted-recipe"],
+                   choices=CURVE_SYSTEMS, help="--sizes: the systems to (re)run; the others keep their rows")
+    p.add_argument("--min-steps", type=int, default=300,
+                   help="--sizes: the neural rows' least optimizer steps (the recipe's epochs, more where few sentences)")
     args = p.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     work = Path(args.work)
@@ -196,7 +213,7 @@ def main() -> None:
         return rescore_oov(work)
     if args.unseen_words_by_pos:
         return unseen_words_by_pos(work, args.unseen_words_by_pos, args.lexicon)
-    extra = {**({"seed": args.seeds[0]} if len(args.seeds) == 1 else {}), "epochs": args.epochs, "train_samples": args.train_samples or "all",
+    extra = {**({"seed": args.seeds[0]} if len(args.seeds) == 1 else {}), "epochs": args.epochs, "train_samples": "all",
              "learning_rate": args.learning_rate, "embedding_lr_scale": args.embedding_lr_scale,
              **({"layer_lr_decay": args.layer_lr_decay} if args.layer_lr_decay != 1 else {}),
              **({"ema_decay": args.ema_decay} if args.ema_decay else {}), "eval_steps": args.eval_steps or "epoch",
@@ -226,12 +243,14 @@ def main() -> None:
         adapted = str(work / "adapted-char")
         if not (Path(adapted) / "langbert.json").exists():
             adapt(AdaptConfig(output_dir=adapted, granularity="char", init="dictionary"))
+    if args.sizes:
+        return learning_curve(args, adapted, work)
 
-    crf_settings = {"train_samples": args.train_samples or "all", "c1": 0.05, "c2": 0.05, "max_iterations": 150}
+    crf_settings = {"train_samples": "all", "c1": 0.05, "c2": 0.05, "max_iterations": 150}
     for system in systems:
         if system == "crf-baseline":
             for dataset in args.datasets:
-                report, wall = crf_baseline(dataset, args.train_samples)
+                report, wall = crf_baseline(dataset)
                 emit(row(dataset, system, METRIC[dataset], report.metrics["entity_f1"], wall, **_detail(report),
                          **crf_settings))
         elif system == "crf-baseline-lexicon":
@@ -240,7 +259,7 @@ def main() -> None:
                 variants += [([source], f"{system}-{Path(source).name}") for source in args.lexicon]
             for dataset in args.datasets:
                 for sources, name in variants:
-                    report, wall = crf_baseline(dataset, args.train_samples, sources)
+                    report, wall = crf_baseline(dataset, sources)
                     emit(row(dataset, name, METRIC[dataset], report.metrics["entity_f1"], wall, lexicon=sources,
                              **_detail(report), **crf_settings))
         elif system == "as-is":
@@ -261,6 +280,112 @@ def main() -> None:
             emit(row("zh-ner", system + suffix, "entity_f1", metrics["entity_f1"], wall, model=adapted, **_encoder(adapted),
                      **_lexicon(args, lexicon), **_detail(metrics), **_crf_extra(args, crf),
                      **encoder, **extra))
+
+
+CURVE_NEURAL = {"adapted-recipe": {}, "adapted-recipe-no-ngrams": {"ngram_buckets": 0}}
+"""The adapted model fine-tuned by the packaged recipe of the dataset (``zh-ner``, ``zh-cws``), and the
+same recipe without its n-gram scores (the part that learns only from the labelled sentences)."""
+CURVE_SYSTEMS = ("crf-baseline", "crf-baseline-lexicon", *CURVE_NEURAL)
+"""Systems of the learning curve (--sizes): the classical CRF without and with the lexicon, and the
+``CURVE_NEURAL`` ones, on the same sentences."""
+
+
+def learning_curve(args, adapted: str, work: Path) -> None:
+    """Test F1 against the number of labelled sentences: per size, one random subset of the training split
+    per seed, each system trained on the same subsets; the mean as the value, the spread beside it. The
+    neural rows run the dataset's packaged recipe with at least --min-steps optimizer steps (evaluated as
+    often as the recipe's epochs would be) and the subset itself as dev, for a team with N labelled
+    sentences has no larger dev set; the recipe's early stopping is off, as that dev set cannot judge it."""
+    path = RESULTS / "sequence_labeling.json"
+    made = {(f"{d}@{n}", s) for d in args.datasets for n in args.sizes for s in args.curve_systems}
+    kept = [r for r in json.loads(path.read_text(encoding="utf-8")) if (r["dataset"], r["system"]) not in made]
+    rows: list[dict] = []
+    for n in args.sizes:
+        for dataset in args.datasets:
+            splits = get_builtin(dataset).load().splits
+            subsets = {seed: random.Random(seed).sample(splits["train"], n) for seed in args.seeds}
+            for system in args.curve_systems:
+                found, walls, extra = [], [], {}
+                for seed, few in subsets.items():
+                    if system in CLASSICAL:
+                        sources = args.lexicon if system == "crf-baseline-lexicon" else []
+                        report, wall = crf_baseline(dataset, sources, train_rows=few)
+                        found.append(report.metrics); walls.append(wall)
+                        extra = {"c1": 0.05, "c2": 0.05, "max_iterations": 150, **({"lexicon": sources} if sources else {})}
+                        continue
+                    name = "" if system == "adapted-recipe" else f"{system.removeprefix('adapted-recipe-')}-"
+                    overrides = {"model": adapted, "output_dir": str(work / f"curve-{name}{dataset}-{n}-seed{seed}"),
+                                 "seed": seed, "progress": False, "min_steps": args.min_steps,
+                                 "early_stopping_patience": None, **CURVE_NEURAL[system]}
+                    config = load_recipe(recipe_path(dataset), overrides)
+                    curve = Splits(train=few, dev=few, test=splits["test"], source=f"{dataset}, {n} training sentences")
+                    meta = run_once(Path(config.output_dir), config, lambda: train(config, splits=curve))
+                    shutil.rmtree(Path(config.output_dir) / "checkpoints", ignore_errors=True)  # resume state only
+                    found.append(meta["metrics"]["test"]); walls.append(meta["wall_seconds"])
+                    extra = {"recipe": dataset, **CURVE_NEURAL[system], "min_steps": args.min_steps, "model": adapted,
+                             **_encoder(adapted)}
+                f1 = [m["entity_f1"] for m in found]
+                seen = {k: round(statistics.mean(m[k] for m in found), 4) for k in (*SEEN_RECALL, "oov_rate")
+                        if all(k in m for m in found)}
+                r = row(f"{dataset}@{n}", system, METRIC[dataset], statistics.mean(f1), statistics.mean(walls),
+                        std=round(statistics.stdev(f1), 4) if len(f1) > 1 else None, seeds=args.seeds,
+                        values=[round(v, 4) for v in f1], labelled=n, **seen, **extra)
+                rows.append(r)
+                write_rows("sequence_labeling", kept + rows)
+                print(json.dumps({k: r[k] for k in ("dataset", "system", "value", "std", "values", "wall_seconds")}),
+                      flush=True)
+                plot_curve(kept + rows, RESULTS / "sequence_labeling_curve.png")
+
+
+FULL_RECIPE_ROWS = {"zh-ner": "adapted-crf-lexicon-llrd-0.9-ngrams-rerun", "zh-cws": "adapted-crf-lexicon-ngrams-rerun"}
+"""The full-data rows run with each packaged recipe's settings on the curve's encoder: the curve's last point."""
+
+
+def plot_curve(rows: list[dict], path: Path) -> None:
+    """One panel a dataset: test F1 against labelled sentences (log scale), a line per system, the spread of
+    the subsets shaded; the whole training split is the last point (the full-data rows of the same systems,
+    where the same encoder has one)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(13, 5.2))
+    styles = {"crf-baseline": dict(color="black", ls="--"), "crf-baseline-lexicon": dict(color="grey", ls="--"),
+              "adapted-recipe": dict(color="crimson", ls="-"), "adapted-recipe-no-ngrams": dict(color="tab:blue", ls="-")}
+    labels = {"crf-baseline": "classical CRF", "crf-baseline-lexicon": "classical CRF + lexicon",
+              "adapted-recipe": "adapted model, packaged recipe (lexicon + n-grams)",
+              "adapted-recipe-no-ngrams": "the same without n-gram scores"}
+    for ax, dataset in zip(axes, METRIC):
+        full = {r["system"]: r for r in rows if r["dataset"] == dataset}
+        everything = len(get_builtin(dataset).load().splits["train"])
+        sizes = set()
+        for system in CURVE_SYSTEMS:
+            pts = [(r["labelled"], r["value"], r.get("std") or 0.0) for r in rows
+                   if r["dataset"].startswith(f"{dataset}@") and r["system"] == system]
+            last = full.get(FULL_RECIPE_ROWS[dataset] if system == "adapted-recipe" else system)
+            if last is not None and pts:
+                pts.append((everything, last["value"], last.get("std") or 0.0))
+            if not pts:
+                continue
+            pts.sort()
+            xs, ys, sd = zip(*pts)
+            sizes.update(xs)
+            ax.plot(xs, ys, marker="o", lw=1.6, label=labels[system], **styles[system])
+            ax.fill_between(xs, [y - e for y, e in zip(ys, sd)], [y + e for y, e in zip(ys, sd)],
+                            color=styles[system]["color"], alpha=0.15)
+        ax.set_xscale("log")
+        ax.set_xticks(sorted(sizes), [f"all {n:,}" if n == everything else f"{n:,}" for n in sorted(sizes)])
+        ax.minorticks_off()
+        ax.set_title(f"{dataset}: {'entity' if dataset == 'zh-ner' else 'word'} F1 on test", fontsize=10)
+        ax.set_xlabel("labelled training sentences")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, loc="lower right")
+    fig.suptitle("People's Daily: F1 against labelled sentences (mean of three random subsets, at 'all' of the "
+                 "full-data rows' seeds; band: ±1 std; 2 CPU cores, CPU-pretrained encoder)", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 def rescore_oov(work: Path) -> None:
@@ -315,7 +440,7 @@ def unseen_words_by_pos(work: Path, system: str, lexicon: Sequence[str]) -> None
     neural = Predictor.load(work / f"cws-{system}", unpadded=False).predict([r.text for r in test])
     found = {system: [{(s["start"], s["end"]) for s in p["spans"]} for p in neural]}
     classical: list = []
-    crf_baseline("zh-cws", None, lexicon, spans=classical)
+    crf_baseline("zh-cws", lexicon, spans=classical)
     found["crf-baseline-lexicon"] = [{(start, end) for start, end, _ in p} for p in classical]
     total: dict[str, int] = {}
     hits: dict[str, dict[str, int]] = {name: {} for name in found}

@@ -205,3 +205,50 @@ def test_the_qa_check_asks_for_the_first_entity_of_each_type():
     assert [(r["question"], r["answers"]["text"][0], r["answers"]["answer_start"][0]) for r in records] == [
         (qa.QUESTIONS["LOC"], "上海", 0), (qa.QUESTIONS["PER"], "张三", 6)]
     assert len(qa.recast(rows, 1)) == 1
+
+
+def test_the_sequence_labelling_curve_trains_every_system_on_the_same_subsets(tmp_path, monkeypatch):
+    import argparse
+    from types import SimpleNamespace
+
+    sl = _script("sequence_labeling")
+    sentences = [SimpleNamespace(text=f"第{i}句", label=[(0, 1, "LOC")]) for i in range(40)]
+    splits = {"train": sentences, "dev": sentences[:2], "test": sentences[:3]}
+    monkeypatch.setattr(sl, "get_builtin", lambda name: SimpleNamespace(load=lambda: SimpleNamespace(splits=splits)))
+    monkeypatch.setattr(sl, "RESULTS", tmp_path)
+    full = {"dataset": "zh-ner", "system": "crf-baseline", "value": 0.95}
+    (tmp_path / "sequence_labeling.json").write_text(json.dumps([full]))
+    written: dict = {}
+    monkeypatch.setattr(sl, "write_rows", lambda name, rows: written.update(rows=list(rows)))
+    monkeypatch.setattr(sl, "plot_curve", lambda rows, path: None)
+    trained: dict = {}
+
+    def crf(dataset, lexicon_sources=(), spans=None, train_rows=None):
+        system = "crf-baseline-lexicon" if lexicon_sources else "crf-baseline"
+        trained.setdefault(system, []).append([r.text for r in train_rows])
+        return SimpleNamespace(metrics={"entity_f1": 0.5}), 1.0
+
+    def train(config, splits):
+        system = "adapted-recipe" if config.options["ngram_buckets"] else "adapted-recipe-no-ngrams"
+        assert splits.dev == splits.train and config.min_steps == 300 and config.early_stopping_patience is None
+        assert config.options["lexicon"] == ["cc-cedict", "train"]  # the packaged recipe's
+        trained.setdefault(system, []).append([r.text for r in splits.train])
+
+    monkeypatch.setattr(sl, "crf_baseline", crf)
+    monkeypatch.setattr(sl, "train", train)
+    monkeypatch.setattr(sl, "run_once", lambda folder, config, run: (
+        run(), {"metrics": {"test": {"entity_f1": 0.6 + 0.1 * config.seed}}, "wall_seconds": 2.0})[1])
+    args = argparse.Namespace(datasets=["zh-ner"], sizes=[5, 10], seeds=[0, 1], curve_systems=list(sl.CURVE_SYSTEMS),
+                              lexicon=["cc-cedict", "train"], min_steps=300)
+    sl.learning_curve(args, str(tmp_path / "encoder"), tmp_path / "work")
+
+    assert set(trained) == set(sl.CURVE_SYSTEMS)
+    subsets = trained["crf-baseline"]
+    assert [len(s) for s in subsets] == [5, 5, 10, 10] and subsets[0] != subsets[1]
+    assert all(found == subsets for found in trained.values())  # every system, the same sentences
+    rows = {(r["dataset"], r["system"]): r for r in written["rows"]}
+    assert rows[("zh-ner", "crf-baseline")] == full  # the full-data rows are kept
+    recipe = rows[("zh-ner@10", "adapted-recipe")]
+    assert recipe["value"] == pytest.approx(0.65) and recipe["values"] == [0.6, 0.7] and recipe["labelled"] == 10
+    assert rows[("zh-ner@5", "adapted-recipe-no-ngrams")]["ngram_buckets"] == 0
+    assert rows[("zh-ner@5", "crf-baseline-lexicon")]["lexicon"] == ["cc-cedict", "train"]
