@@ -372,8 +372,9 @@ ZERO_SHOT_LINES = {False: ("cloze-zero-shot-words", "cloze-zero-shot-words-calib
 def plot(rows: list[dict], path: Path) -> None:
     """Two panels, the systems from the CPU-pretrained encoder and those from the task-adapted encoder (TAPT),
     each with TF-IDF + LR in black as the line to beat and its zero-shot rows as horizontal lines. In a panel,
-    one line per system measured at two sizes or more; of the single-size rows (ablations, which would crowd
-    the figure into noise) each size's best is a star with its spread, where it beats every line there."""
+    one line per system measured at two sizes or more (``coloured_lines`` in colour, the other variants thin
+    and grey); of the single-size rows (ablations, which would crowd the figure into noise) each size's best
+    is a star with its spread, where it beats every line there."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -397,15 +398,35 @@ def plot(rows: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
+# The issue's methods, drawn in colour on each panel (with the panel's encoder suffix) beside each size's leader.
+NAMED_LINES = ("tfidf-lr", "finetune", "setfit", "cloze")
+
+
+def coloured_lines(curve: list[dict], systems: list[str]) -> list[str]:
+    """The lines drawn in colour: TF-IDF, the named methods and, per size, the system with the best mean;
+    the other variants are drawn thin and grey, so a dozen ablations do not hide the comparison."""
+    named = [s for s in systems if re.sub(r"-tapt(-2x)?$", "", s) in NAMED_LINES]
+    leaders = [max((r for r in curve if labelled(r) == size and r["system"] in systems), key=lambda r: r["value"])["system"]
+               for size in sorted({labelled(r) for r in curve if r["system"] in systems})]
+    return list(dict.fromkeys([*named, *leaders]))
+
+
 def _panel(ax, curve: list[dict], zero_shot: list[dict], palette) -> None:
     systems = [s for s in dict.fromkeys(r["system"] for r in curve) if sum(r["system"] == s for r in curve) > 1]
-    # No greys (the zero-shot lines are grey); colours repeat only past eighteen lines.
+    coloured = coloured_lines(curve, systems)
+    # No greys (the zero-shot lines and the other variants are grey).
     colours = itertools.cycle([c for c in palette[::2] + palette[1::2] if len(set(c)) > 1])
-    for system in sorted(systems, key=lambda s: s != "tfidf-lr"):
+    others = False
+    for system in sorted(systems, key=lambda s: (s != "tfidf-lr", s not in coloured)):
         pts = sorted((labelled(r), r["value"], r.get("std") or 0.0) for r in curve if r["system"] == system)
         xs, ys, sd = [n for n, *_ in pts], [v for _, v, _ in pts], [s for *_, s in pts]
-        style = dict(color="black", lw=2.2, ls="--") if system == "tfidf-lr" else dict(color=next(colours), lw=1.4)
-        ax.plot(xs, ys, marker="o", label=system, **style)
+        if system not in coloured:
+            ax.plot(xs, ys, color="silver", lw=0.9, zorder=1,
+                    label=None if others else "other variants (benchmarks/RESULTS.md)")
+            others = True
+            continue
+        style = dict(color="black", lw=2.2, ls="--") if system == "tfidf-lr" else dict(color=next(colours), lw=1.6)
+        ax.plot(xs, ys, marker="o", label=system, zorder=3, **style)
         ax.fill_between(xs, [y - s for y, s in zip(ys, sd)], [y + s for y, s in zip(ys, sd)], color=style["color"],
                         alpha=0.12)
     for best in best_off_the_lines(curve, systems):

@@ -229,7 +229,10 @@ def test_the_sequence_labelling_curve_trains_every_system_on_the_same_subsets(tm
         return SimpleNamespace(metrics={"entity_f1": 0.5}), 1.0
 
     def train(config, splits):
-        system = "adapted-recipe" if config.options["ngram_buckets"] else "adapted-recipe-no-ngrams"
+        options, faster_lexicon = config.options, config.options.get("lexicon_lr_scale") == 100
+        system = ("adapted-recipe-no-ngrams" if not options["ngram_buckets"]
+                  else "adapted-recipe-lexicon-lr-100-dropout-0.3" if faster_lexicon and config.dropout == 0.3
+                  else "adapted-recipe-lexicon-lr-100" if faster_lexicon else "adapted-recipe")
         assert splits.dev == splits.train and config.min_steps == 300 and config.early_stopping_patience is None
         assert config.options["lexicon"] == ["cc-cedict", "train"]  # the packaged recipe's
         trained.setdefault(system, []).append([r.text for r in splits.train])
@@ -251,4 +254,46 @@ def test_the_sequence_labelling_curve_trains_every_system_on_the_same_subsets(tm
     recipe = rows[("zh-ner@10", "adapted-recipe")]
     assert recipe["value"] == pytest.approx(0.65) and recipe["values"] == [0.6, 0.7] and recipe["labelled"] == 10
     assert rows[("zh-ner@5", "adapted-recipe-no-ngrams")]["ngram_buckets"] == 0
+    assert rows[("zh-ner@5", "adapted-recipe-lexicon-lr-100")]["lexicon_lr_scale"] == 100
+    assert rows[("zh-ner@5", "adapted-recipe-lexicon-lr-100-dropout-0.3")]["dropout"] == 0.3
     assert rows[("zh-ner@5", "crf-baseline-lexicon")]["lexicon"] == ["cc-cedict", "train"]
+
+
+def test_the_learning_curve_colours_the_named_methods_and_each_sizes_leader():
+    few = _script("few_labels")
+    curve = [{"dataset": f"zh-sentiment@{n}", "system": system, "value": value}
+             for n, system, value in [(100, "tfidf-lr", 0.67), (500, "tfidf-lr", 0.78), (100, "setfit", 0.74),
+                                      (500, "setfit", 0.79), (100, "cloze-words-more-mlm", 0.77),
+                                      (500, "cloze-words-more-mlm", 0.78), (100, "self-training", 0.70),
+                                      (500, "self-training", 0.80), (100, "co-training", 0.72),
+                                      (500, "co-training", 0.79), (100, "finetune-tapt", 0.75),
+                                      (500, "finetune-tapt", 0.81)]]
+    systems = list(dict.fromkeys(r["system"] for r in curve if r["system"] != "finetune-tapt"))
+    # co-training leads nowhere and is not named: drawn grey.
+    assert few.coloured_lines(curve, systems) == ["tfidf-lr", "setfit", "cloze-words-more-mlm", "self-training"]
+    assert few.coloured_lines(curve, ["tfidf-lr", "finetune-tapt"]) == ["tfidf-lr", "finetune-tapt"]
+
+
+def test_the_few_label_segmentation_recipe_is_what_its_curve_rows_ran():
+    """zh-cws-few-labels quotes the rows of the curve system adapted-recipe-lexicon-lr-100-dropout-0.3: the
+    zh-cws recipe with that system's overrides and the curve's least steps."""
+    from langbert.config import load_recipe
+    from langbert.recipes import recipe_path
+
+    sl = _script("sequence_labeling")
+    few = load_recipe(recipe_path("zh-cws-few-labels"))
+    curve = load_recipe(recipe_path("zh-cws"), {**sl.CURVE_NEURAL["adapted-recipe-lexicon-lr-100-dropout-0.3"],
+                                                "min_steps": 300, "output_dir": few.output_dir})
+    assert few.to_dict() == curve.to_dict()
+    assert few.options["lexicon_lr_scale"] == 100 and few.dropout == 0.3
+
+
+def test_sequence_labelling_rows_name_the_lexicon_rate_only_where_it_is_not_the_default():
+    import argparse
+
+    sl = _script("sequence_labeling")
+    default = argparse.Namespace(lexicon_input=True, lexicon_lr_scale=10.0)
+    # The options of a row run before --lexicon-lr-scale existed: its folder must still match them.
+    assert sl._lexicon(default, ["cc-cedict", "train"]) == {"lexicon": ["cc-cedict", "train"], "lexicon_input": True}
+    faster = argparse.Namespace(lexicon_input=True, lexicon_lr_scale=100.0)
+    assert sl._lexicon(faster, ["cc-cedict"])["lexicon_lr_scale"] == 100.0 and sl._lexicon(faster, []) == {}
