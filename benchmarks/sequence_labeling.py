@@ -291,11 +291,12 @@ def main() -> None:
 
 CURVE_NEURAL = {"adapted-recipe": {}, "adapted-recipe-no-ngrams": {"ngram_buckets": 0},
                 "adapted-recipe-lexicon-lr-100": {"lexicon_lr_scale": 100},
-                "adapted-recipe-lexicon-lr-100-dropout-0.3": {"lexicon_lr_scale": 100, "dropout": 0.3}}
+                "adapted-recipe-lexicon-lr-100-dropout-0.3": {"lexicon_lr_scale": 100, "dropout": 0.3},
+                "adapted-recipe-dropout-0.3": {"dropout": 0.3}}
 """The adapted model fine-tuned by the packaged recipe of the dataset (``zh-ner``, ``zh-cws``), the same
 recipe without its n-gram scores (the part that learns only from the labelled sentences), with the lexicon
-features learning at 100 times the rate instead of 10, and with that and dropout 0.3 (on ``zh-cws`` the
-packaged recipe ``zh-cws-few-labels``, which a test keeps equal to it)."""
+features learning at 100 times the rate instead of 10, with that and dropout 0.3 (on ``zh-cws`` the
+packaged recipe ``zh-cws-few-labels``, which a test keeps equal to it), and with dropout 0.3 alone."""
 CURVE_SYSTEMS = ("crf-baseline", "crf-baseline-lexicon", *CURVE_NEURAL)
 """Systems of the learning curve (--sizes): the classical CRF without and with the lexicon, and the
 ``CURVE_NEURAL`` ones, on the same sentences."""
@@ -369,12 +370,14 @@ def plot_curve(rows: list[dict], path: Path) -> None:
     styles = {"crf-baseline": dict(color="black", ls="--"), "crf-baseline-lexicon": dict(color="grey", ls="--"),
               "adapted-recipe": dict(color="crimson", ls="-"), "adapted-recipe-no-ngrams": dict(color="tab:blue", ls="-"),
               "adapted-recipe-lexicon-lr-100": dict(color="darkorange", ls="-"),
-              "adapted-recipe-lexicon-lr-100-dropout-0.3": dict(color="tab:green", ls="-")}
+              "adapted-recipe-lexicon-lr-100-dropout-0.3": dict(color="tab:green", ls="-"),
+              "adapted-recipe-dropout-0.3": dict(color="tab:purple", ls="-")}
     labels = {"crf-baseline": "classical CRF", "crf-baseline-lexicon": "classical CRF + lexicon",
               "adapted-recipe": "adapted model, packaged recipe (lexicon + n-grams)",
               "adapted-recipe-no-ngrams": "the same without n-gram scores",
               "adapted-recipe-lexicon-lr-100": "the same, lexicon features at 100x the learning rate",
-              "adapted-recipe-lexicon-lr-100-dropout-0.3": "the same, also dropout 0.3 (recipe zh-cws-few-labels)"}
+              "adapted-recipe-lexicon-lr-100-dropout-0.3": "the same, also dropout 0.3 (recipe zh-cws-few-labels)",
+              "adapted-recipe-dropout-0.3": "the packaged recipe with dropout 0.3"}
     for ax, dataset in zip(axes, METRIC):
         full = {r["system"]: r for r in rows if r["dataset"] == dataset}
         everything = len(get_builtin(dataset).load().splits["train"])

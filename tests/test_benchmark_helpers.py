@@ -232,7 +232,8 @@ def test_the_sequence_labelling_curve_trains_every_system_on_the_same_subsets(tm
         options, faster_lexicon = config.options, config.options.get("lexicon_lr_scale") == 100
         system = ("adapted-recipe-no-ngrams" if not options["ngram_buckets"]
                   else "adapted-recipe-lexicon-lr-100-dropout-0.3" if faster_lexicon and config.dropout == 0.3
-                  else "adapted-recipe-lexicon-lr-100" if faster_lexicon else "adapted-recipe")
+                  else "adapted-recipe-lexicon-lr-100" if faster_lexicon
+                  else "adapted-recipe-dropout-0.3" if config.dropout == 0.3 else "adapted-recipe")
         assert splits.dev == splits.train and config.min_steps == 300 and config.early_stopping_patience is None
         assert config.options["lexicon"] == ["cc-cedict", "train"]  # the packaged recipe's
         trained.setdefault(system, []).append([r.text for r in splits.train])
