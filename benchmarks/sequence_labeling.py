@@ -60,6 +60,10 @@ def char_features(text: str, i: int) -> dict[str, str]:
     return feats
 
 
+CRF_SETTINGS = {"c1": 0.05, "c2": 0.05, "max_iterations": 150}
+"""The classical CRF's L-BFGS settings, as every classical row records them."""
+
+
 def crf_baseline(dataset: str, lexicon_sources: Sequence[str] = (), spans: list | None = None,
                  train_rows: list | None = None) -> tuple[Any, float]:
     """The classical CRF, with the lexicon's B/M/E/S features of each character where sources are given
@@ -89,7 +93,7 @@ def crf_baseline(dataset: str, lexicon_sources: Sequence[str] = (), spans: list 
                 feats.update({f"lex:{name}": "1" for name in names})
         return chars
 
-    model = sklearn_crfsuite.CRF(algorithm="lbfgs", c1=0.05, c2=0.05, max_iterations=150)
+    model = sklearn_crfsuite.CRF(algorithm="lbfgs", **CRF_SETTINGS)
     model.fit([features(r.text, True) for r in train_rows],
               [spans_to_tags(len(r.text), r.label, scheme) for r in train_rows])
     test = data.splits["test"]
@@ -253,7 +257,7 @@ def main() -> None:
     if args.sizes:
         return learning_curve(args, adapted, work)
 
-    crf_settings = {"train_samples": "all", "c1": 0.05, "c2": 0.05, "max_iterations": 150}
+    crf_settings = {"train_samples": "all", **CRF_SETTINGS}
     for system in systems:
         if system == "crf-baseline":
             for dataset in args.datasets:
@@ -317,13 +321,15 @@ def learning_curve(args, adapted: str, work: Path) -> None:
             splits = get_builtin(dataset).load().splits
             subsets = {seed: random.Random(seed).sample(splits["train"], n) for seed in args.seeds}
             for system in args.curve_systems:
-                found, walls, extra = [], [], {}
+                found, walls = [], []
+                sources = args.lexicon if system == "crf-baseline-lexicon" else []
+                extra = ({**CRF_SETTINGS, **({"lexicon": sources} if sources else {})} if system in CLASSICAL else
+                         {"recipe": dataset, **CURVE_NEURAL[system], "min_steps": args.min_steps, "model": adapted,
+                          **_encoder(adapted)})
                 for seed, few in subsets.items():
                     if system in CLASSICAL:
-                        sources = args.lexicon if system == "crf-baseline-lexicon" else []
                         report, wall = crf_baseline(dataset, sources, train_rows=few)
                         found.append(report.metrics); walls.append(wall)
-                        extra = {"c1": 0.05, "c2": 0.05, "max_iterations": 150, **({"lexicon": sources} if sources else {})}
                         continue
                     name = "" if system == "adapted-recipe" else f"{system.removeprefix('adapted-recipe-')}-"
                     overrides = {"model": adapted, "output_dir": str(work / f"curve-{name}{dataset}-{n}-seed{seed}"),
@@ -334,8 +340,6 @@ def learning_curve(args, adapted: str, work: Path) -> None:
                     meta = run_once(Path(config.output_dir), config, lambda: train(config, splits=curve))
                     shutil.rmtree(Path(config.output_dir) / "checkpoints", ignore_errors=True)  # resume state only
                     found.append(meta["metrics"]["test"]); walls.append(meta["wall_seconds"])
-                    extra = {"recipe": dataset, **CURVE_NEURAL[system], "min_steps": args.min_steps, "model": adapted,
-                             **_encoder(adapted)}
                 f1 = [m["entity_f1"] for m in found]
                 seen = {k: round(statistics.mean(m[k] for m in found), 4) for k in (*SEEN_RECALL, "oov_rate")
                         if all(k in m for m in found)}
@@ -355,6 +359,16 @@ FULL_RECIPE_ROWS = {("zh-ner", "adapted-recipe"): "adapted-crf-lexicon-llrd-0.9-
                         "adapted-crf-lexicon-ngrams-lexicon-lr-100-dropout-0.3"}
 """The full-data rows run with a curve system's settings on the curve's encoder: that line's last point."""
 
+CURVE_LINES = {"crf-baseline": ("classical CRF", "black", "--"),
+               "crf-baseline-lexicon": ("classical CRF + lexicon", "grey", "--"),
+               "adapted-recipe": ("adapted model, packaged recipe (lexicon + n-grams)", "crimson", "-"),
+               "adapted-recipe-no-ngrams": ("the same without n-gram scores", "tab:blue", "-"),
+               "adapted-recipe-lexicon-lr-100": ("the same, lexicon features at 100x the learning rate", "darkorange", "-"),
+               "adapted-recipe-lexicon-lr-100-dropout-0.3": ("the same, also dropout 0.3 (recipe zh-cws-few-labels)",
+                                                             "tab:green", "-"),
+               "adapted-recipe-dropout-0.3": ("the packaged recipe with dropout 0.3", "tab:purple", "-")}
+"""Each curve system's line in the figure (label, colour, dashes), in ``CURVE_SYSTEMS``' order."""
+
 
 def plot_curve(rows: list[dict], path: Path) -> None:
     """One panel a dataset: test F1 against labelled sentences (log scale), a line per system measured at two
@@ -367,22 +381,11 @@ def plot_curve(rows: list[dict], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(13, 5.2))
-    styles = {"crf-baseline": dict(color="black", ls="--"), "crf-baseline-lexicon": dict(color="grey", ls="--"),
-              "adapted-recipe": dict(color="crimson", ls="-"), "adapted-recipe-no-ngrams": dict(color="tab:blue", ls="-"),
-              "adapted-recipe-lexicon-lr-100": dict(color="darkorange", ls="-"),
-              "adapted-recipe-lexicon-lr-100-dropout-0.3": dict(color="tab:green", ls="-"),
-              "adapted-recipe-dropout-0.3": dict(color="tab:purple", ls="-")}
-    labels = {"crf-baseline": "classical CRF", "crf-baseline-lexicon": "classical CRF + lexicon",
-              "adapted-recipe": "adapted model, packaged recipe (lexicon + n-grams)",
-              "adapted-recipe-no-ngrams": "the same without n-gram scores",
-              "adapted-recipe-lexicon-lr-100": "the same, lexicon features at 100x the learning rate",
-              "adapted-recipe-lexicon-lr-100-dropout-0.3": "the same, also dropout 0.3 (recipe zh-cws-few-labels)",
-              "adapted-recipe-dropout-0.3": "the packaged recipe with dropout 0.3"}
     for ax, dataset in zip(axes, METRIC):
         full = {r["system"]: r for r in rows if r["dataset"] == dataset}
         everything = len(get_builtin(dataset).load().splits["train"])
         sizes = set()
-        for system in CURVE_SYSTEMS:
+        for system, (label, colour, dashes) in CURVE_LINES.items():
             pts = [(r["labelled"], r["value"], r.get("std") or 0.0) for r in rows
                    if r["dataset"].startswith(f"{dataset}@") and r["system"] == system]
             last = full.get(FULL_RECIPE_ROWS.get((dataset, system), system))
@@ -393,9 +396,9 @@ def plot_curve(rows: list[dict], path: Path) -> None:
             pts.sort()
             xs, ys, sd = zip(*pts)
             sizes.update(xs)
-            ax.plot(xs, ys, marker="o", lw=1.6, label=labels[system], **styles[system])
-            ax.fill_between(xs, [y - e for y, e in zip(ys, sd)], [y + e for y, e in zip(ys, sd)],
-                            color=styles[system]["color"], alpha=0.15)
+            ax.plot(xs, ys, marker="o", lw=1.6, label=label, color=colour, ls=dashes)
+            ax.fill_between(xs, [y - e for y, e in zip(ys, sd)], [y + e for y, e in zip(ys, sd)], color=colour,
+                            alpha=0.15)
         ax.set_xscale("log")
         ax.set_xticks(sorted(sizes), [f"all {n:,}" if n == everything else f"{n:,}" for n in sorted(sizes)])
         ax.minorticks_off()

@@ -247,6 +247,7 @@ def test_the_sequence_labelling_curve_trains_every_system_on_the_same_subsets(tm
     sl.learning_curve(args, str(tmp_path / "encoder"), tmp_path / "work")
 
     assert set(trained) == set(sl.CURVE_SYSTEMS)
+    assert list(sl.CURVE_LINES) == list(sl.CURVE_SYSTEMS)  # every system has a line in the figure
     subsets = trained["crf-baseline"]
     assert [len(s) for s in subsets] == [5, 5, 10, 10] and subsets[0] != subsets[1]
     assert all(found == subsets for found in trained.values())  # every system, the same sentences
