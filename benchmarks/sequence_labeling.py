@@ -41,6 +41,7 @@ from _results import RESULTS, command_line, pretraining_runs, row, run_once, wri
 from langbert.config import AdaptConfig, DataConfig, TrainConfig, load_recipe  # noqa: E402
 from langbert.data import get_builtin  # noqa: E402
 from langbert.data.loading import Splits  # noqa: E402
+from langbert.data.rows import Row  # noqa: E402
 from langbert.recipes import recipe_path  # noqa: E402
 from langbert.tasks import create_task  # noqa: E402
 from langbert.tasks.options import TokenClassificationOptions  # noqa: E402
@@ -65,11 +66,14 @@ CRF_SETTINGS = {"c1": 0.05, "c2": 0.05, "max_iterations": 150}
 
 
 def crf_baseline(dataset: str, lexicon_sources: Sequence[str] = (), spans: list | None = None,
-                 train_rows: list | None = None) -> tuple[Any, float]:
+                 train_rows: list | None = None, unlabeled: list | None = None) -> tuple[Any, float]:
     """The classical CRF, with the lexicon's B/M/E/S features of each character where sources are given
     (a training-split lexicon out of fold for the training sentences, whole for the test ones). ``spans``,
     where given, receives each test sentence's predicted spans; ``train_rows``, where given, replace the
-    training split."""
+    training split. With ``unlabeled`` sentences, one round of self-training as langbert's (``SELF_TRAINING``):
+    the CRF tags them, the ``pseudo_label_fraction`` surest by their least sure character's marginal
+    probability are kept (as many with spans as without, langbert's own selection), and a second CRF
+    learns from the labelled sentences plus those (its training-split lexicon from both, as a student's)."""
     import sklearn_crfsuite
 
     from langbert.data.lexicon import build_lexicon, lexicon_for, whole
@@ -96,9 +100,26 @@ def crf_baseline(dataset: str, lexicon_sources: Sequence[str] = (), spans: list 
     model = sklearn_crfsuite.CRF(algorithm="lbfgs", **CRF_SETTINGS)
     model.fit([features(r.text, True) for r in train_rows],
               [spans_to_tags(len(r.text), r.label, scheme) for r in train_rows])
+    ids = {t: i for i, t in enumerate(task.labels)}
+    if unlabeled:
+        from langbert.data.rows import Row
+        from langbert.training.self_training import select_confident
+
+        read = [features(r.text, False) for r in unlabeled]
+        judged = []
+        for tags, chars in zip(model.predict(read), model.predict_marginals(read)):
+            found = task.spans([(i, i + 1, ids.get(t, 0)) for i, t in enumerate(tags)])
+            predicted = {"spans": [{"start": a, "end": b, "type": k} for a, b, k in found],
+                         "score": min((m[t] for m, t in zip(chars, tags)), default=1.0)}
+            judged.append(task.pseudo_label(predicted))
+        keep = select_confident([(group, sure) for _, group, sure in judged], SELF_TRAINING["pseudo_label_fraction"])
+        train_rows = [*train_rows, *(Row(unlabeled[i].text, label=judged[i][0]) for i in keep)]
+        lexicon = build_lexicon(lexicon_sources, train_rows) if lexicon_sources else None
+        model = sklearn_crfsuite.CRF(algorithm="lbfgs", **CRF_SETTINGS)
+        model.fit([features(r.text, True) for r in train_rows],
+                  [spans_to_tags(len(r.text), r.label, scheme) for r in train_rows])
     test = data.splits["test"]
     predicted = model.predict([features(r.text, False) for r in test])
-    ids = {t: i for i, t in enumerate(task.labels)}
     outputs = [[(i, i + 1, ids.get(t, 0)) for i, t in enumerate(tags)] for tags in predicted]
     if spans is not None:
         spans.extend(task.spans(tokens) for tokens in outputs)
@@ -145,6 +166,9 @@ def _fine_tune_once(model: str, dataset: str, out: Path, args, crf: bool, lexico
 SYSTEMS = ["crf-baseline", "crf-baseline-lexicon", "as-is", "adapted-crf", "adapted-crf-lexicon", "zh-cws",
            "adapted-softmax", "zh-cws-crf", "zh-cws-crf-lexicon"]
 CLASSICAL = ("crf-baseline", "crf-baseline-lexicon")
+CURVE_CLASSICAL = (*CLASSICAL, "crf-baseline-lexicon-self-training")
+"""The classical systems of the learning curve: the CRF without and with the lexicon, and the latter
+self-trained on the unlabelled rest of the training split as the neural ``-self-training`` systems are."""
 SEEN_RECALL = ("oov_recall", "iv_recall")
 """Recall on gold spans whose text the training split never held as a span, and on the others (per row,
 the mean over its seeds; ``oov_rate`` is the test split's share of unseen spans)."""
@@ -293,17 +317,27 @@ def main() -> None:
                      **encoder, **extra))
 
 
+SELF_TRAINING = {"self_training_rounds": 1, "pseudo_label_fraction": 0.3, "student_epochs": 2}
+"""One round: the model the recipe trains on the labelled sentences tags the training split's other
+sentences, and a fresh model learns from the labelled ones plus the 30% it was surest of (the sentences
+whose least sure tag is surest), two epochs."""
+
 CURVE_NEURAL = {"adapted-recipe": {}, "adapted-recipe-no-ngrams": {"ngram_buckets": 0},
                 "adapted-recipe-lexicon-lr-100": {"lexicon_lr_scale": 100},
                 "adapted-recipe-lexicon-lr-100-dropout-0.3": {"lexicon_lr_scale": 100, "dropout": 0.3},
-                "adapted-recipe-dropout-0.3": {"dropout": 0.3}}
+                "adapted-recipe-dropout-0.3": {"dropout": 0.3},
+                "adapted-recipe-self-training": SELF_TRAINING,
+                "adapted-recipe-lexicon-lr-100-dropout-0.3-self-training":
+                    {"lexicon_lr_scale": 100, "dropout": 0.3, **SELF_TRAINING}}
 """The adapted model fine-tuned by the packaged recipe of the dataset (``zh-ner``, ``zh-cws``), the same
 recipe without its n-gram scores (the part that learns only from the labelled sentences), with the lexicon
 features learning at 100 times the rate instead of 10, with that and dropout 0.3 (on ``zh-cws`` the
-packaged recipe ``zh-cws-few-labels``, which a test keeps equal to it), and with dropout 0.3 alone."""
-CURVE_SYSTEMS = ("crf-baseline", "crf-baseline-lexicon", *CURVE_NEURAL)
-"""Systems of the learning curve (--sizes): the classical CRF without and with the lexicon, and the
-``CURVE_NEURAL`` ones, on the same sentences."""
+packaged recipe ``zh-cws-few-labels``, which a test keeps equal to it), with dropout 0.3 alone, and the
+packaged and few-label recipes followed by a round of self-training on the rest of the training split's
+sentences, their tags unread (``SELF_TRAINING``)."""
+CURVE_SYSTEMS = (*CURVE_CLASSICAL, *CURVE_NEURAL)
+"""Systems of the learning curve (--sizes): the ``CURVE_CLASSICAL`` and ``CURVE_NEURAL`` ones, on the same
+sentences."""
 
 
 def learning_curve(args, adapted: str, work: Path) -> None:
@@ -322,27 +356,39 @@ def learning_curve(args, adapted: str, work: Path) -> None:
             subsets = {seed: random.Random(seed).sample(splits["train"], n) for seed in args.seeds}
             for system in args.curve_systems:
                 found, walls = [], []
-                sources = args.lexicon if system == "crf-baseline-lexicon" else []
-                extra = ({**CRF_SETTINGS, **({"lexicon": sources} if sources else {})} if system in CLASSICAL else
+                sources = args.lexicon if system.startswith("crf-baseline-lexicon") else []
+                self_trained = system.endswith("-self-training")
+                extra = ({**CRF_SETTINGS, **({"lexicon": sources} if sources else {}),
+                          **({k: SELF_TRAINING[k] for k in ("self_training_rounds", "pseudo_label_fraction")}
+                             if self_trained else {})} if system in CURVE_CLASSICAL else
                          {"recipe": dataset, **CURVE_NEURAL[system], "min_steps": args.min_steps, "model": adapted,
                           **_encoder(adapted)})
                 for seed, few in subsets.items():
-                    if system in CLASSICAL:
-                        report, wall = crf_baseline(dataset, sources, train_rows=few)
+                    labelled = {id(r) for r in few}
+                    # the training split's other sentences, their tags unread
+                    rest = ([Row(r.text, source=r.source, line=r.line) for r in splits["train"] if id(r) not in labelled]
+                            if self_trained else None)
+                    if system in CURVE_CLASSICAL:
+                        report, wall = crf_baseline(dataset, sources, train_rows=few, unlabeled=rest)
                         found.append(report.metrics); walls.append(wall)
                         continue
-                    name = "" if system == "adapted-recipe" else f"{system.removeprefix('adapted-recipe-')}-"
-                    overrides = {"model": adapted, "output_dir": str(work / f"curve-{name}{dataset}-{n}-seed{seed}"),
+                    overrides = {"model": adapted, "output_dir": str(_curve_folder(work, system, dataset, n, seed)),
                                  "seed": seed, "progress": False, "min_steps": args.min_steps,
                                  "early_stopping_patience": None, **CURVE_NEURAL[system]}
                     config = load_recipe(recipe_path(dataset), overrides)
                     curve = Splits(train=few, dev=few, test=splits["test"], source=f"{dataset}, {n} training sentences")
-                    meta = run_once(Path(config.output_dir), config, lambda: train(config, splits=curve))
+                    teacher = 0.0
+                    if self_trained:
+                        teacher = _first_round_from(_curve_folder(work, system.removesuffix("-self-training"), dataset,
+                                                                  n, seed), Path(config.output_dir))
+                    meta = run_once(Path(config.output_dir), config, lambda: train(config, splits=curve, unlabeled=rest))
                     shutil.rmtree(Path(config.output_dir) / "checkpoints", ignore_errors=True)  # resume state only
-                    found.append(meta["metrics"]["test"]); walls.append(meta["wall_seconds"])
+                    found.append(meta["metrics"]["test"]); walls.append(meta["wall_seconds"] + teacher)
                 f1 = [m["entity_f1"] for m in found]
-                seen = {k: round(statistics.mean(m[k] for m in found), 4) for k in (*SEEN_RECALL, "oov_rate")
-                        if all(k in m for m in found)}
+                # A self-trained neural model's training sentences include the pseudo-labelled ones, so its
+                # "unseen" words are not those the labelled sentences lack: not comparable, not recorded.
+                seen = {} if self_trained else {k: round(statistics.mean(m[k] for m in found), 4)
+                                                for k in (*SEEN_RECALL, "oov_rate") if all(k in m for m in found)}
                 r = row(f"{dataset}@{n}", system, METRIC[dataset], statistics.mean(f1), statistics.mean(walls),
                         std=round(statistics.stdev(f1), 4) if len(f1) > 1 else None, seeds=args.seeds,
                         values=[round(v, 4) for v in f1], labelled=n, **seen, **extra)
@@ -353,6 +399,23 @@ def learning_curve(args, adapted: str, work: Path) -> None:
                 plot_curve(kept + rows, RESULTS / "sequence_labeling_curve.png")
 
 
+def _curve_folder(work: Path, system: str, dataset: str, n: int, seed: int) -> Path:
+    name = "" if system == "adapted-recipe" else f"{system.removeprefix('adapted-recipe-')}-"
+    return work / f"curve-{name}{dataset}-{n}-seed{seed}"
+
+
+def _first_round_from(run: Path, out: Path) -> float:
+    """Self-training's first round is the run of the curve system it extends, on the same sentences: where
+    that run is finished in ``run``, a copy of it becomes the round (self-training reuses a finished round
+    whose settings and data match, and trains it otherwise). The wall seconds of that run, which the
+    self-training row adds to its own; 0 where the round is trained (and timed) within it."""
+    first = out / "self-training" / "round-0"
+    if (run / "langbert.json").is_file() and not first.exists() and not (out / "langbert.json").exists():
+        shutil.copytree(run, first, ignore=shutil.ignore_patterns("checkpoints"))
+    meta = first / "langbert.json"
+    return float(json.loads(meta.read_text()).get("wall_seconds", 0.0)) if meta.is_file() else 0.0
+
+
 FULL_RECIPE_ROWS = {("zh-ner", "adapted-recipe"): "adapted-crf-lexicon-llrd-0.9-ngrams-rerun",
                     ("zh-cws", "adapted-recipe"): "adapted-crf-lexicon-ngrams-rerun",
                     ("zh-cws", "adapted-recipe-lexicon-lr-100-dropout-0.3"):
@@ -361,12 +424,17 @@ FULL_RECIPE_ROWS = {("zh-ner", "adapted-recipe"): "adapted-crf-lexicon-llrd-0.9-
 
 CURVE_LINES = {"crf-baseline": ("classical CRF", "black", "--"),
                "crf-baseline-lexicon": ("classical CRF + lexicon", "grey", "--"),
+               "crf-baseline-lexicon-self-training": ("classical CRF + lexicon, then self-training", "grey", ":"),
                "adapted-recipe": ("adapted model, packaged recipe (lexicon + n-grams)", "crimson", "-"),
                "adapted-recipe-no-ngrams": ("the same without n-gram scores", "tab:blue", "-"),
                "adapted-recipe-lexicon-lr-100": ("the same, lexicon features at 100x the learning rate", "darkorange", "-"),
                "adapted-recipe-lexicon-lr-100-dropout-0.3": ("the same, also dropout 0.3 (recipe zh-cws-few-labels)",
                                                              "tab:green", "-"),
-               "adapted-recipe-dropout-0.3": ("the packaged recipe with dropout 0.3", "tab:purple", "-")}
+               "adapted-recipe-dropout-0.3": ("the packaged recipe with dropout 0.3", "tab:purple", "-"),
+               "adapted-recipe-self-training": ("the packaged recipe, then self-training on unlabelled sentences",
+                                                "tab:brown", "-"),
+               "adapted-recipe-lexicon-lr-100-dropout-0.3-self-training":
+                   ("zh-cws-few-labels, then self-training on unlabelled sentences", "tab:olive", "-")}
 """Each curve system's line in the figure (label, colour, dashes), in ``CURVE_SYSTEMS``' order."""
 
 

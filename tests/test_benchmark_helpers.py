@@ -212,7 +212,7 @@ def test_the_sequence_labelling_curve_trains_every_system_on_the_same_subsets(tm
     from types import SimpleNamespace
 
     sl = _script("sequence_labeling")
-    sentences = [SimpleNamespace(text=f"第{i}句", label=[(0, 1, "LOC")]) for i in range(40)]
+    sentences = [SimpleNamespace(text=f"第{i}句", label=[(0, 1, "LOC")], source="zh-ner", line=i) for i in range(40)]
     splits = {"train": sentences, "dev": sentences[:2], "test": sentences[:3]}
     monkeypatch.setattr(sl, "get_builtin", lambda name: SimpleNamespace(load=lambda: SimpleNamespace(splits=splits)))
     monkeypatch.setattr(sl, "RESULTS", tmp_path)
@@ -223,12 +223,15 @@ def test_the_sequence_labelling_curve_trains_every_system_on_the_same_subsets(tm
     monkeypatch.setattr(sl, "plot_curve", lambda rows, path: None)
     trained: dict = {}
 
-    def crf(dataset, lexicon_sources=(), spans=None, train_rows=None):
+    def crf(dataset, lexicon_sources=(), spans=None, train_rows=None, unlabeled=None):
         system = "crf-baseline-lexicon" if lexicon_sources else "crf-baseline"
+        if unlabeled is not None:
+            assert sorted(r.text for r in [*unlabeled, *train_rows]) == sorted(r.text for r in sentences)
+            system += "-self-training"
         trained.setdefault(system, []).append([r.text for r in train_rows])
         return SimpleNamespace(metrics={"entity_f1": 0.5}), 1.0
 
-    def train(config, splits):
+    def train(config, splits, unlabeled=None):
         options, faster_lexicon = config.options, config.options.get("lexicon_lr_scale") == 100
         system = ("adapted-recipe-no-ngrams" if not options["ngram_buckets"]
                   else "adapted-recipe-lexicon-lr-100-dropout-0.3" if faster_lexicon and config.dropout == 0.3
@@ -236,6 +239,12 @@ def test_the_sequence_labelling_curve_trains_every_system_on_the_same_subsets(tm
                   else "adapted-recipe-dropout-0.3" if config.dropout == 0.3 else "adapted-recipe")
         assert splits.dev == splits.train and config.min_steps == 300 and config.early_stopping_patience is None
         assert config.options["lexicon"] == ["cc-cedict", "train"]  # the packaged recipe's
+        if config.self_training_rounds:  # the training split's other sentences, without their tags
+            system += "-self-training"
+            assert sorted(r.text for r in [*unlabeled, *splits.train]) == sorted(r.text for r in sentences)
+            assert all(r.label is None for r in unlabeled) and config.student_epochs == 2
+        else:
+            assert unlabeled is None
         trained.setdefault(system, []).append([r.text for r in splits.train])
 
     monkeypatch.setattr(sl, "crf_baseline", crf)
@@ -259,6 +268,27 @@ def test_the_sequence_labelling_curve_trains_every_system_on_the_same_subsets(tm
     assert rows[("zh-ner@5", "adapted-recipe-lexicon-lr-100")]["lexicon_lr_scale"] == 100
     assert rows[("zh-ner@5", "adapted-recipe-lexicon-lr-100-dropout-0.3")]["dropout"] == 0.3
     assert rows[("zh-ner@5", "crf-baseline-lexicon")]["lexicon"] == ["cc-cedict", "train"]
+    assert rows[("zh-ner@5", "adapted-recipe-self-training")]["self_training_rounds"] == 1
+    classical = rows[("zh-ner@5", "crf-baseline-lexicon-self-training")]
+    assert classical["self_training_rounds"] == 1 and "student_epochs" not in classical and classical["lexicon"]
+
+
+def test_self_training_on_the_curve_starts_from_the_run_of_the_system_it_extends(tmp_path):
+    """The recipe's run on the same sentences becomes the first round (its checkpoints left behind), and
+    its wall seconds are added to the row's; nothing is copied into a finished or started run."""
+    sl = _script("sequence_labeling")
+    run, out = tmp_path / "curve-zh-cws-100-seed0", tmp_path / "curve-self-training-zh-cws-100-seed0"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "langbert.json").write_text(json.dumps({"wall_seconds": 170.5}))
+    assert sl._curve_folder(tmp_path, "adapted-recipe-self-training".removesuffix("-self-training"), "zh-cws", 100,
+                            0) == run
+    assert sl._curve_folder(tmp_path, "adapted-recipe-self-training", "zh-cws", 100, 0) == out
+    assert sl._first_round_from(run, out) == 170.5
+    first = out / "self-training" / "round-0"
+    assert (first / "langbert.json").is_file() and not (first / "checkpoints").exists()
+    assert sl._first_round_from(tmp_path / "missing", tmp_path / "other") == 0.0
+    (tmp_path / "started" / "self-training" / "round-0").mkdir(parents=True)  # a round 0 of its own: kept
+    assert sl._first_round_from(run, tmp_path / "started") == 0.0
 
 
 def test_the_learning_curve_colours_the_named_methods_and_each_sizes_leader():
@@ -299,3 +329,29 @@ def test_sequence_labelling_rows_name_the_lexicon_rate_only_where_it_is_not_the_
     assert sl._lexicon(default, ["cc-cedict", "train"]) == {"lexicon": ["cc-cedict", "train"], "lexicon_input": True}
     faster = argparse.Namespace(lexicon_input=True, lexicon_lr_scale=100.0)
     assert sl._lexicon(faster, ["cc-cedict"])["lexicon_lr_scale"] == 100.0 and sl._lexicon(faster, []) == {}
+
+
+def test_the_classical_crf_self_trains_on_its_surest_sentences(monkeypatch):
+    """The classical peer of the neural self-training rows: a second CRF learns from the labelled sentences
+    plus the surest 30% of the unlabelled ones as the first CRF tagged them."""
+    from types import SimpleNamespace
+
+    import sklearn_crfsuite
+
+    from langbert.data.rows import Row
+    from tests.tasks.test_token_classification import NER
+
+    sl = _script("sequence_labeling")
+    labelled = [Row(t, e) for t, e in NER]
+    monkeypatch.setattr(sl, "get_builtin", lambda name: SimpleNamespace(
+        task_options={}, load=lambda: SimpleNamespace(splits={"train": labelled, "test": labelled})))
+    fitted = []
+    fit = sklearn_crfsuite.CRF.fit
+    monkeypatch.setattr(sklearn_crfsuite.CRF, "fit", lambda self, x, y: (fitted.append(y), fit(self, x, y))[1])
+    pool = [Row(t) for t in ["他在北京", "我喜欢上海", "你在中国", "我你他", "很好", "他喜欢你", "北京上海", "我在"]
+            + [f"我在北京{i}" for i in range(12)]]
+    report, _ = sl.crf_baseline("zh-ner", train_rows=labelled, unlabeled=pool)
+    assert len(fitted) == 2 and len(fitted[0]) == len(labelled)
+    assert len(labelled) < len(fitted[1]) <= len(labelled) + round(len(pool) * 0.3)
+    assert fitted[1][:len(labelled)] == fitted[0]  # the labelled sentences, then the pseudo-labelled ones
+    assert "entity_f1" in report.metrics

@@ -88,10 +88,12 @@ class TrainConfig:
     self_training_rounds: int = 0
     """Self-training: the model trained on the labels labels the unlabelled texts it is surest of, a fresh
     model trains on both (``method: finetune``), and so on for this many rounds; the last one is the output.
-    0: off. Single-label classification."""
+    0: off. Single-label classification, and token classification (unlabelled sentences, their predicted
+    spans)."""
     pseudo_label_fraction: float = 0.3
     """Share of the unlabelled texts a round keeps: the most confident predictions, the same number for each
-    label so the majority label does not take over."""
+    label so the majority label does not take over (token classification: as many sentences with predicted
+    spans as without)."""
     pseudo_label_teacher: Literal["model", "model+tfidf", "model+tfidf-refit"] = "model"
     """Who labels the unlabelled texts: the previous round's model, or its probabilities averaged with those
     of a character 1-3-gram TF-IDF + logistic regression fitted on the same labelled rows (co-training: a
@@ -105,7 +107,8 @@ class TrainConfig:
     pseudo_label_targets: Literal["label", "probabilities"] = "label"
     """What a student learns from each kept unlabelled text: the teacher's label (one-hot), or its
     probabilities (soft targets, knowledge distillation), so a text the teacher was 70% sure of teaches
-    70/30 and not 100/0. The labelled rows teach their one-hot label either way."""
+    70/30 and not 100/0. The labelled rows teach their one-hot label either way. Single-label tasks, as
+    are the TF-IDF teachers."""
     consistency_weight: float = 0.0
     """Consistency training on the ``unlabeled`` texts (UDA, Xie et al. 2020): besides its labelled batch,
     each step reads ``consistency_batch_ratio`` times as many unlabelled texts, predicts each as it is (no

@@ -489,3 +489,51 @@ def test_lexicon_input_starts_at_zero_and_reaches_the_encoder(tmp_path, tiny_mod
         model.lexicon_embed.weight.normal_()
         after = model(input_ids=ids, lexicon=lexicon).logits
     assert (after - before)[0, 0].abs().max() > 1e-3  # [CLS] carries no lexicon word: it changed through attention
+
+
+@pytest.mark.parametrize("crf", [False, True])
+def test_each_prediction_says_how_sure_the_model_was_of_its_least_sure_tag(crf):
+    """With a CRF, a position's sureness is the Viterbi path's share of the max-marginals there (checked
+    against every allowed path), without one the tag's softmax probability; a row's ``score`` is the
+    least sure of its tokens, and a window that does not score its tags leaves the score out."""
+    from types import SimpleNamespace
+
+    from langbert.data.rows import Row
+    from langbert.tasks.token_classification import SureTags
+
+    task = create_task("token-classification", {"crf": crf})
+    task.fit([Row(t, e) for t, e in NER])
+    if crf:
+        task._attach_crf(torch.nn.Module())
+        with torch.no_grad():
+            for p in task._crf_module.parameters():
+                p.copy_(torch.randn(p.shape, generator=torch.Generator().manual_seed(1)))
+    k, length = len(task.labels), 4
+    logits = torch.randn(2, length + 3, k, generator=torch.Generator().manual_seed(0))  # [CLS] 4 chars [SEP] pad
+    mask = torch.tensor([[1] * (length + 2) + [0], [1] * (length + 1) + [0, 0]])
+    windows = task.unbatch(None, SimpleNamespace(logits=logits), {"attention_mask": mask})
+    for b, n in enumerate((length, length - 1)):
+        emissions = logits[b, 1:n + 1]
+        if crf:
+            start, trans, end = task._crf_module._scores()
+            best_with = torch.full((n, k), -float("inf"))
+            for path in itertools.product(range(k), repeat=n):
+                score = start[path[0]] + end[path[-1]] + sum(emissions[t, y] for t, y in enumerate(path)) \
+                    + sum(trans[a, y] for a, y in zip(path, path[1:]))
+                for t, y in enumerate(path):
+                    best_with[t, y] = max(best_with[t, y], score)
+            expected = best_with.softmax(-1).amax(-1)
+            assert windows[b][1:n + 1] == best_with.argmax(-1).tolist()
+        else:
+            expected = emissions.softmax(-1).amax(-1)
+            assert windows[b][1:n + 1] == emissions.argmax(-1).tolist()
+        assert windows[b].sure[1:n + 1] == pytest.approx(expected.tolist(), abs=1e-5)
+    features = [{"_row": 0, "_valid": [1, 2, 3, 4], "_offsets": [(0, 0), (0, 1), (1, 2), (2, 3), (3, 4), (0, 0), (0, 0)]}]
+    rows = [Row("我在北京")]
+    (tokens,) = task.gather(windows[:1], features, rows)
+    assert tokens.sure == pytest.approx(min(windows[0].sure[1:5]))
+    assert task.decode([tokens], rows)[0]["score"] == round(tokens.sure, 6)
+    (unscored,) = task.gather([list(windows[0])], features, rows)
+    assert unscored.sure is None and "score" not in task.decode([unscored], rows)[0]
+    assert isinstance(tokens, SureTags) and task.pseudo_label(task.decode([tokens], rows)[0])[1:] == (
+        "with spans" if task.decode([tokens], rows)[0]["spans"] else "without spans", round(tokens.sure, 6))

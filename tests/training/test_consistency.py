@@ -147,7 +147,7 @@ def test_refusals(tmp_path, tiny_model_dir):
     with pytest.raises(ConfigError, match="method setfit does not use it"):
         tiny_train_config(tmp_path, tiny_model_dir, data, consistency_weight=1.0, method="setfit")
     numbers = write_jsonl(tmp_path / "r.jsonl", [{"text": t, "label": float(i)} for i, (t, _) in enumerate(SENTIMENT)])
-    with pytest.raises(ConfigError, match="does not predict one label"):
+    with pytest.raises(ConfigError, match="does not predict one label per text with a confidence"):
         train(tiny_train_config(tmp_path, tiny_model_dir, numbers, task="regression", consistency_weight=1.0,
                                 unlabeled=["zh-corpus"]))
 

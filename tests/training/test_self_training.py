@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections import Counter
 
@@ -100,7 +101,7 @@ def test_refusals(tmp_path, tiny_model_dir, monkeypatch):
         with pytest.raises(ConfigError, match="one process"):
             train(tiny_train_config(tmp_path, tiny_model_dir, data, self_training_rounds=1, unlabeled=["zh-corpus"]))
     numbers = write_jsonl(tmp_path / "r.jsonl", [{"text": t, "label": float(i)} for i, (t, _) in enumerate(SENTIMENT)])
-    with pytest.raises(ConfigError, match="does not predict one label"):
+    with pytest.raises(ConfigError, match="does not give a confidence with each prediction"):
         train(tiny_train_config(tmp_path, tiny_model_dir, numbers, task="regression", self_training_rounds=1,
                                 unlabeled=["zh-corpus"]))
 
@@ -243,3 +244,37 @@ def test_students_can_learn_the_teachers_probabilities_instead_of_its_labels(tmp
     assert len(Predictor.load(out).predict(UNLABELED[:2])) == 2
     with pytest.raises(ConfigError, match="pseudo_label_targets"):
         tiny_train_config(tmp_path, tiny_model_dir, data, pseudo_label_targets="probabilities")
+
+
+def test_sequence_labelling_students_learn_the_teachers_surest_sentences(tmp_path, tiny_model_dir):
+    """Token classification: the teacher tags every unlabelled sentence, the surest (by their least sure tag)
+    are kept with all their predicted spans, as many with spans as without, and the student trains on them
+    beside the labelled ones."""
+    from langbert.data.rows import Row
+    from tests.tasks.test_token_classification import NER, _rows
+
+    pool = ["他在北京", "我喜欢北京", "你在中国发布了", "上海很好", "我在上海", "他喜欢iPhone", "北京上海", "我你他", "我很好",
+            "你喜欢他"]
+    config = tiny_train_config(tmp_path, tiny_model_dir, _rows(tmp_path), task="token-classification", crf=True,
+                               max_steps=150, eval_steps=150, dropout=0.0, learning_rate=5e-3,
+                               self_training_rounds=1, pseudo_label_fraction=0.4)
+    out = train(config, unlabeled=[Row(t) for t in pool])
+    (record,) = json.loads((out / "langbert.json").read_text())["self_training"]
+    assert record["pseudo_labels"] == {"with spans": 2, "without spans": 2} and record["unlabeled"] == len(pool)
+    teacher = Predictor.load(record["teacher"])
+    predicted = teacher.predict(pool)
+    judged = [teacher.task.pseudo_label(p) for p in predicted]
+    assert [group for _, group, _ in judged].count("without spans") == 3  # the model found every name
+    kept = select_confident([(group, sure) for _, group, sure in judged], 0.4)
+    assert record["lowest_confidence_kept"] == pytest.approx(min(judged[i][2] for i in kept), abs=1e-6)
+    assert 0 < record["lowest_confidence_kept"] <= 1
+    meta = json.loads((out / "langbert.json").read_text())
+    assert meta["data"]["rows"]["train"] == len(NER) + 4
+    student = Predictor.load(out).predict([t for t, _ in NER])
+    assert [[(s["start"], s["end"], s["type"]) for s in p["spans"]] for p in student] == [e for _, e in NER]
+    with pytest.raises(ConfigError, match="pseudo_label_targets probabilities read probabilities over one label"):
+        train(dataclasses.replace(config, output_dir=str(tmp_path / "soft"), pseudo_label_targets="probabilities"),
+              unlabeled=[Row(t) for t in pool])
+    with pytest.raises(ConfigError, match="does not predict one label per text"):
+        train(dataclasses.replace(config, output_dir=str(tmp_path / "uda"), self_training_rounds=0,
+                                  consistency_weight=1.0), unlabeled=[Row(t) for t in pool])

@@ -37,8 +37,13 @@ class Task(ABC):
     """Single-label classes from a linear classifier over a pooled vector: SetFit's contrastive training
     (``method: setfit``) applies."""
     self_training: ClassVar[bool] = False
-    """One label per row with its confidence (``decode`` gives ``label`` and ``score``): a trained model's
-    surest predictions can label unlabelled texts (``self_training_rounds``)."""
+    """A prediction with its confidence (``decode`` gives a ``score``; ``pseudo_label`` reads it): a trained
+    model's surest predictions can label unlabelled texts (``self_training_rounds``)."""
+    single_label: ClassVar[bool] = False
+    """One label per text, with a probability for each label (``decode`` gives ``probabilities``):
+    consistency training on unlabelled texts (``consistency_weight``: a few replaced tokens should not change
+    the answer, where a tag per token would change with its token) and a teacher's probabilities as
+    self-training targets apply."""
     windowed: ClassVar[bool] = False
     """Long texts are cut into overlapping windows rather than truncated."""
     Options: ClassVar[type[TaskOptions]] = TaskOptions
@@ -120,6 +125,12 @@ class Task(ABC):
     @abstractmethod
     def decode(self, outputs: Any, rows: Sequence[Row]) -> list[dict[str, Any]]:
         """Outputs of ``gather`` -> what a user reads, one dict per row."""
+
+    def pseudo_label(self, predicted: dict[str, Any]) -> tuple[Any, str, float]:
+        """Self-training: from one prediction of ``decode``, the label a student learns, the group whose share
+        of the kept predictions it competes for (``select_confident`` keeps as many of each group), and
+        how sure the model was. By default the predicted class is both the label and the group."""
+        return predicted["label"], predicted["label"], predicted["score"]
 
     def unbatch(self, model: Any, outputs: Any, batch: dict) -> list[Any]:
         """A model's batch output -> one result per feature (default: its logits row)."""

@@ -129,6 +129,7 @@ class TextClassification(SequenceClassificationTask):
     problem_type = "single_label_classification"
     setfit = True
     self_training = True
+    single_label = True
 
     def parse_label(self, raw: Any) -> str:
         if isinstance(raw, bool) or not isinstance(raw, (str, int)):

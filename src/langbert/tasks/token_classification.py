@@ -183,6 +183,7 @@ class TokenClassification(Task):
     description = "a tag per character span: NER, word segmentation, POS (softmax or CRF)"
     default_metric = "entity_f1"
     windowed = True
+    self_training = True
     Options = TokenClassificationOptions
 
     def __init__(self, options: TokenClassificationOptions | None = None, labels: Sequence[str] | None = None,
@@ -463,27 +464,35 @@ class TokenClassification(Task):
 
     # -- outputs --------------------------------------------------------------------------------------
     def unbatch(self, model: Any, outputs: Any, batch: dict) -> list[Any]:
+        """Per window, the tag id of every position, each with how sure the model was of it: with a CRF the
+        Viterbi path's share of the max-marginals at that position (1 where no other tag there comes close
+        to the best path's score), without one the tag's softmax probability."""
         logits = outputs.logits.float()
         if self.crf:
             emissions, _, mask = _crf_inputs(logits, None, batch["attention_mask"])
             paths = self._crf_module.viterbi(emissions, mask)
-            per_token = [[-1] + p for p in paths]  # position 0 is [CLS]
-        else:
-            per_token = logits.argmax(-1).tolist()
-        return per_token
+            sure = self._crf_module.max_marginals(emissions, mask).softmax(-1).amax(-1).cpu()
+            # position 0 is [CLS]
+            return [SureTags([-1, *p], [1.0, *sure[b, :len(p)].tolist()]) for b, p in enumerate(paths)]
+        sure, tags = logits.softmax(-1).max(-1)
+        return [SureTags(t, s) for t, s in zip(tags.tolist(), sure.tolist())]
 
     def gather(self, results: list[Any], features: list[dict], rows: Sequence[Row]) -> list[list[tuple[int, int, int]]]:
-        """Per row: (start, end, tag id) of every token, each taken from the window where it is most central."""
-        best: list[dict[int, tuple[float, int, int]]] = [{} for _ in rows]
+        """Per row: (start, end, tag id) of every token, each taken from the window where it is most central;
+        where the windows' tags say how sure the model was (``unbatch``), the row's ``sure`` is its least
+        sure token's."""
+        best: list[dict[int, tuple[float, int, int, float | None]]] = [{} for _ in rows]
         for tags, feature in zip(results, features):
-            valid = feature["_valid"]
+            valid, sure = feature["_valid"], getattr(tags, "sure", None)
             for rank, i in enumerate(valid):
                 start, end = feature["_offsets"][i]
                 centrality = min(rank, len(valid) - 1 - rank)
                 current = best[feature["_row"]].get(start)
                 if current is None or centrality > current[0]:
-                    best[feature["_row"]][start] = (centrality, end, int(tags[i]))
-        return [[(s, e, t) for s, (_, e, t) in sorted(b.items())] for b in best]
+                    best[feature["_row"]][start] = (centrality, end, int(tags[i]), None if sure is None else sure[i])
+        scored = all(hasattr(tags, "sure") for tags in results)
+        return [SureTags([(s, e, t) for s, (_, e, t, _) in sorted(b.items())],
+                         min((p for *_, p in b.values()), default=1.0) if scored else None) for b in best]
 
     def spans(self, tokens: list[tuple[int, int, int]], stats: DecodeStats | None = None,
               strict: bool = False) -> list[tuple[int, int, str]]:
@@ -495,8 +504,17 @@ class TokenClassification(Task):
         results = []
         for tokens, row in zip(outputs, rows):
             spans = self.spans(tokens)
-            results.append({"spans": [{"text": row.text[s:e], "type": k, "start": s, "end": e} for s, e, k in spans]})
+            sure = getattr(tokens, "sure", None)
+            results.append({"spans": [{"text": row.text[s:e], "type": k, "start": s, "end": e} for s, e, k in spans],
+                            **({"score": round(sure, 6)} if sure is not None else {})})
         return results
+
+    def pseudo_label(self, predicted: dict[str, Any]) -> tuple[Any, str, float]:
+        """The predicted spans, ranked by the sentence's least sure token; sentences with spans and those
+        without share the kept count equally, for a tagger is surest where it finds nothing (an NER model
+        that misses names would otherwise teach mostly sentences without any)."""
+        spans = [(s["start"], s["end"], s["type"]) for s in predicted["spans"]]
+        return spans, "with spans" if spans else "without spans", predicted["score"]
 
     def parity(self, a: Any, b: Any, rows: Sequence[Row]) -> tuple[float, float]:
         """Tag agreement per token: a long text's one changed tag should not count as the whole row."""
@@ -578,6 +596,15 @@ class TokenClassification(Task):
             metrics.update(seen_recall([r.text for r in rows], [r.label or [] for r in rows], all_predicted, self.seen))
         outcomes = {row["label"]: {"found": found[row["label"]], **{e: row[e] for e in ERROR_KINDS}} for row in table}
         return Report(metrics, table, outcomes=outcomes)
+
+
+class SureTags(list):
+    """Tags (per position from ``unbatch``, (start, end, tag id) per token from ``gather``) with ``sure``:
+    how sure the model was of each position's tag, or of a row's least sure token (None: not known)."""
+
+    def __init__(self, tags: Sequence[Any], sure: Any):
+        super().__init__(tags)
+        self.sure = sure
 
 
 def _trained_copy(module: Any) -> Any:

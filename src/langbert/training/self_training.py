@@ -5,7 +5,8 @@ Round 0 trains on the labelled rows with the config's method (fine-tuning, SetFi
 zero-shot cloze model with no training step, whose students then learn from pseudo-labels alone). Each
 round after it predicts every unlabelled text with the previous round's model, keeps the
 ``pseudo_label_fraction`` it is most confident of (the same number for each label, so a model that leans
-to one label does not teach only that one), and fine-tunes a fresh copy of ``config.model`` on the
+to one label does not teach only that one; for token classification the sentences whose least sure tag is
+surest, each with all its predicted spans), and fine-tunes a fresh copy of ``config.model`` on the
 labelled rows plus those (their labels, or with ``pseudo_label_targets: probabilities`` the teacher's
 probabilities, the soft targets of knowledge distillation). The last round writes ``config.output_dir``;
 earlier rounds are kept under its ``self-training/`` folder, and a finished round is reused on a rerun, so a
@@ -71,6 +72,13 @@ def self_train(config: TrainConfig, callbacks: Sequence[Any] = (), splits: Split
     # learn from pseudo-labels alone and no label reaches them.
     labelled = [] if config.method == "zero-shot" else splits.train
     second_view = None
+    soft = config.pseudo_label_targets == "probabilities"
+    over_labels = [f"{name} {value}" for name, value, default in (
+        ("pseudo_label_targets", config.pseudo_label_targets, "label"),
+        ("pseudo_label_teacher", config.pseudo_label_teacher, "model")) if value != default]
+    if over_labels and not task.single_label:
+        raise ConfigError(f"{' and '.join(over_labels)} read probabilities over one label per text; task "
+                          f"'{task.name}' predicts no such label (leave the defaults: label, model)")
     if config.pseudo_label_teacher != "model":
         if not labelled:
             raise ConfigError(f"pseudo_label_teacher {config.pseudo_label_teacher} fits TF-IDF on labelled rows; "
@@ -88,26 +96,26 @@ def self_train(config: TrainConfig, callbacks: Sequence[Any] = (), splits: Split
     folder = _finished_or_train(dataclasses.replace(single, output_dir=str(work / "round-0")), callbacks, splits,
                                 pool)
     rounds = []
-    soft = config.pseudo_label_targets == "probabilities"
     for n in range(1, config.self_training_rounds + 1):
         teacher = read_metadata(folder)
         predicted = _predict(folder, teacher, unlabeled, config)
         if second_view is not None:
             predicted = [_averaged(p, q) for p, q in zip(predicted, second_view)]
-        keep = select_confident([(p["label"], p["score"]) for p in predicted], config.pseudo_label_fraction)
-        pseudo = [dataclasses.replace(unlabeled[i], label=predicted[i]["label"],
+        judged = [task.pseudo_label(p) for p in predicted]  # (label, group, confidence)
+        keep = select_confident([(group, sure) for _, group, sure in judged], config.pseudo_label_fraction)
+        pseudo = [dataclasses.replace(unlabeled[i], label=judged[i][0],
                                       probabilities=tuple(predicted[i]["probabilities"].items()) if soft else None)
                   for i in keep]
-        counts = dict(sorted(Counter(r.label for r in pseudo).items()))
+        counts = dict(sorted(Counter(judged[i][1] for i in keep).items()))
         rounds.append({"round": n, "teacher": str(folder), "teacher_dev": teacher["metrics"].get("dev"),
                        "labelled_by": config.pseudo_label_teacher,
                        **({"tfidf_fitted_on": tfidf_rows} if second_view is not None else {}),
                        "targets": config.pseudo_label_targets,
                        "unlabeled": len(unlabeled), "pseudo_labels": counts,
-                       "lowest_confidence_kept": round(min(predicted[i]["score"] for i in keep), 6)})
+                       "lowest_confidence_kept": round(min(judged[i][2] for i in keep), 6)})
         logger.info("self-training round %d/%d: %d of %d unlabelled texts kept as %s", n,
                     config.self_training_rounds, len(pseudo), len(unlabeled), counts)
-        if len(counts) < len(task.labels):
+        if task.single_label and len(counts) < len(task.labels):
             logger.warning("self-training round %d: the teacher predicts no unlabelled text as %s; the next model "
                            "learns those labels from the labelled rows alone", n,
                            sorted(set(task.labels) - set(counts)))

@@ -12,13 +12,20 @@ from ..errors import ConfigError
 from ..tasks import Task
 
 
+_NEEDS = {"self_training_rounds": ("self_training", "give a confidence with each prediction (text-classification, "
+                                    "pair-classification, cloze-classification and token-classification do)"),
+          "consistency_weight": ("single_label", "predict one label per text with a confidence (text-classification, "
+                                 "pair-classification and cloze-classification do)")}
+"""Per setting that reads unlabelled texts: the task's capability it needs, and what the error says is missing."""
+
+
 def unlabeled_pool(setting: str, config: TrainConfig, task: Task, splits: Splits,
                    given: Sequence[Row] | None) -> list[Row]:
     """``given`` rows (from the Python API), else the texts of ``config.unlabeled`` not among the training
     rows; ``setting`` names what asked for them in the errors."""
-    if not task.self_training:
-        raise ConfigError(f"{setting}: task '{task.name}' does not predict one label with a confidence per text "
-                          "(text-classification, pair-classification and cloze-classification do)")
+    capable, needs = _NEEDS[setting]
+    if not getattr(task, capable):
+        raise ConfigError(f"{setting}: task '{task.name}' does not {needs}")
     if given is None:
         if not config.unlabeled:
             raise ConfigError(f"{setting} needs unlabelled texts: give --unlabeled (text files, one text a line, "
