@@ -377,13 +377,14 @@ def learning_curve(args, adapted: str, work: Path) -> None:
                                  "early_stopping_patience": None, **CURVE_NEURAL[system]}
                     config = load_recipe(recipe_path(dataset), overrides)
                     curve = Splits(train=few, dev=few, test=splits["test"], source=f"{dataset}, {n} training sentences")
-                    teacher = 0.0
                     if self_trained:
-                        teacher = _first_round_from(_curve_folder(work, system.removesuffix("-self-training"), dataset,
-                                                                  n, seed), Path(config.output_dir))
+                        _first_round_from(_curve_folder(work, system.removesuffix("-self-training"), dataset, n, seed),
+                                          Path(config.output_dir))
                     meta = run_once(Path(config.output_dir), config, lambda: train(config, splits=curve, unlabeled=rest))
                     shutil.rmtree(Path(config.output_dir) / "checkpoints", ignore_errors=True)  # resume state only
-                    found.append(meta["metrics"]["test"]); walls.append(meta["wall_seconds"] + teacher)
+                    found.append(meta["metrics"]["test"])
+                    walls.append(meta["wall_seconds"] + (_copied_round_seconds(Path(config.output_dir)) if self_trained
+                                                         else 0.0))
                 f1 = [m["entity_f1"] for m in found]
                 # A self-trained neural model's training sentences include the pseudo-labelled ones, so its
                 # "unseen" words are not those the labelled sentences lack: not comparable, not recorded.
@@ -404,15 +405,20 @@ def _curve_folder(work: Path, system: str, dataset: str, n: int, seed: int) -> P
     return work / f"curve-{name}{dataset}-{n}-seed{seed}"
 
 
-def _first_round_from(run: Path, out: Path) -> float:
+def _first_round_from(run: Path, out: Path) -> None:
     """Self-training's first round is the run of the curve system it extends, on the same sentences: where
-    that run is finished in ``run``, a copy of it becomes the round (self-training reuses a finished round
-    whose settings and data match, and trains it otherwise). The wall seconds of that run, which the
-    self-training row adds to its own; 0 where the round is trained (and timed) within it."""
+    that run is finished in ``run``, a copy of it becomes the round of ``out`` (self-training reuses a
+    finished round whose settings and data match, and trains over it otherwise)."""
     first = out / "self-training" / "round-0"
     if (run / "langbert.json").is_file() and not first.exists() and not (out / "langbert.json").exists():
         shutil.copytree(run, first, ignore=shutil.ignore_patterns("checkpoints"))
-    meta = first / "langbert.json"
+
+
+def _copied_round_seconds(out: Path) -> float:
+    """The wall seconds of a first round copied in by ``_first_round_from`` and reused, which the row adds to
+    its own; 0 where the round was trained (and timed) within the self-training run, as its folder then
+    holds no wall seconds."""
+    meta = out / "self-training" / "round-0" / "langbert.json"
     return float(json.loads(meta.read_text()).get("wall_seconds", 0.0)) if meta.is_file() else 0.0
 
 

@@ -283,12 +283,17 @@ def test_self_training_on_the_curve_starts_from_the_run_of_the_system_it_extends
     assert sl._curve_folder(tmp_path, "adapted-recipe-self-training".removesuffix("-self-training"), "zh-cws", 100,
                             0) == run
     assert sl._curve_folder(tmp_path, "adapted-recipe-self-training", "zh-cws", 100, 0) == out
-    assert sl._first_round_from(run, out) == 170.5
+    sl._first_round_from(run, out)
     first = out / "self-training" / "round-0"
     assert (first / "langbert.json").is_file() and not (first / "checkpoints").exists()
-    assert sl._first_round_from(tmp_path / "missing", tmp_path / "other") == 0.0
-    (tmp_path / "started" / "self-training" / "round-0").mkdir(parents=True)  # a round 0 of its own: kept
-    assert sl._first_round_from(run, tmp_path / "started") == 0.0
+    assert sl._copied_round_seconds(out) == 170.5
+    sl._first_round_from(tmp_path / "missing", tmp_path / "other")
+    assert not (tmp_path / "other").exists() and sl._copied_round_seconds(tmp_path / "other") == 0.0
+    started = tmp_path / "started" / "self-training" / "round-0"  # a round 0 of its own: kept, timed within
+    started.mkdir(parents=True)
+    (started / "langbert.json").write_text(json.dumps({"config": {}}))
+    sl._first_round_from(run, tmp_path / "started")
+    assert sl._copied_round_seconds(tmp_path / "started") == 0.0
 
 
 def test_the_learning_curve_colours_the_named_methods_and_each_sizes_leader():
