@@ -341,10 +341,10 @@ def test_the_classical_crf_self_trains_on_its_surest_sentences(monkeypatch):
     plus the surest 30% of the unlabelled ones as the first CRF tagged them."""
     from types import SimpleNamespace
 
-    import sklearn_crfsuite
-
     from langbert.data.rows import Row
     from tests.tasks.test_token_classification import NER
+
+    sklearn_crfsuite = pytest.importorskip("sklearn_crfsuite")  # the benchmark's classical CRF, not a dependency
 
     sl = _script("sequence_labeling")
     labelled = [Row(t, e) for t, e in NER]
