@@ -87,7 +87,7 @@ def crf_baseline(dataset: str, lexicon_sources: Sequence[str] = (), spans: list 
     from langbert.data.spans import spans_to_tags
 
     start = time.perf_counter()
-    lexicon = build_lexicon(lexicon_sources, train_rows) if lexicon_sources else None
+    lexicon = None
 
     def features(text: str, training: bool) -> list[dict[str, str]]:
         chars = [char_features(text, i) for i in range(len(text))]
@@ -97,9 +97,15 @@ def crf_baseline(dataset: str, lexicon_sources: Sequence[str] = (), spans: list 
                 feats.update({f"lex:{name}": "1" for name in names})
         return chars
 
-    model = sklearn_crfsuite.CRF(algorithm="lbfgs", **CRF_SETTINGS)
-    model.fit([features(r.text, True) for r in train_rows],
-              [spans_to_tags(len(r.text), r.label, scheme) for r in train_rows])
+    def fitted(rows: list) -> Any:
+        """A CRF trained on ``rows``, the lexicon (its training-split source out of fold) built from them."""
+        nonlocal lexicon
+        lexicon = build_lexicon(lexicon_sources, rows) if lexicon_sources else None
+        crf = sklearn_crfsuite.CRF(algorithm="lbfgs", **CRF_SETTINGS)
+        crf.fit([features(r.text, True) for r in rows], [spans_to_tags(len(r.text), r.label, scheme) for r in rows])
+        return crf
+
+    model = fitted(train_rows)
     ids = {t: i for i, t in enumerate(task.labels)}
     if unlabeled:
         from langbert.data.rows import Row
@@ -113,11 +119,7 @@ def crf_baseline(dataset: str, lexicon_sources: Sequence[str] = (), spans: list 
                          "score": min((m[t] for m, t in zip(chars, tags)), default=1.0)}
             judged.append(task.pseudo_label(predicted))
         keep = select_confident([(group, sure) for _, group, sure in judged], SELF_TRAINING["pseudo_label_fraction"])
-        train_rows = [*train_rows, *(Row(unlabeled[i].text, label=judged[i][0]) for i in keep)]
-        lexicon = build_lexicon(lexicon_sources, train_rows) if lexicon_sources else None
-        model = sklearn_crfsuite.CRF(algorithm="lbfgs", **CRF_SETTINGS)
-        model.fit([features(r.text, True) for r in train_rows],
-                  [spans_to_tags(len(r.text), r.label, scheme) for r in train_rows])
+        model = fitted([*train_rows, *(Row(unlabeled[i].text, label=judged[i][0]) for i in keep)])
     test = data.splits["test"]
     predicted = model.predict([features(r.text, False) for r in test])
     outputs = [[(i, i + 1, ids.get(t, 0)) for i, t in enumerate(tags)] for tags in predicted]
