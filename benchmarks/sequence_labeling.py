@@ -66,14 +66,16 @@ CRF_SETTINGS = {"c1": 0.05, "c2": 0.05, "max_iterations": 150}
 
 
 def crf_baseline(dataset: str, lexicon_sources: Sequence[str] = (), spans: list | None = None,
-                 train_rows: list | None = None, unlabeled: list | None = None) -> tuple[Any, float]:
+                 train_rows: list | None = None, unlabeled: list | None = None,
+                 shares: str = "equal") -> tuple[Any, float]:
     """The classical CRF, with the lexicon's B/M/E/S features of each character where sources are given
     (a training-split lexicon out of fold for the training sentences, whole for the test ones). ``spans``,
     where given, receives each test sentence's predicted spans; ``train_rows``, where given, replace the
     training split. With ``unlabeled`` sentences, one round of self-training as langbert's (``SELF_TRAINING``):
     the CRF tags them, the ``pseudo_label_fraction`` surest by their least sure character's marginal
-    probability are kept (as many with spans as without, langbert's own selection), and a second CRF
-    learns from the labelled sentences plus those (its training-split lexicon from both, as a student's)."""
+    probability are kept (as many with spans as without, or with ``shares="labelled"`` in the labelled
+    sentences' proportions: langbert's own selection), and a second CRF learns from the labelled sentences
+    plus those (its training-split lexicon from both, as a student's)."""
     import sklearn_crfsuite
 
     from langbert.data.lexicon import build_lexicon, lexicon_for, whole
@@ -109,7 +111,7 @@ def crf_baseline(dataset: str, lexicon_sources: Sequence[str] = (), spans: list 
     ids = {t: i for i, t in enumerate(task.labels)}
     if unlabeled:
         from langbert.data.rows import Row
-        from langbert.training.self_training import select_confident
+        from langbert.training.self_training import labelled_shares, select_confident
 
         read = [features(r.text, False) for r in unlabeled]
         judged = []
@@ -118,7 +120,8 @@ def crf_baseline(dataset: str, lexicon_sources: Sequence[str] = (), spans: list 
             predicted = {"spans": [{"start": a, "end": b, "type": k} for a, b, k in found],
                          "score": min((m[t] for m, t in zip(chars, tags)), default=1.0)}
             judged.append(task.pseudo_label(predicted))
-        keep = select_confident([(group, sure) for _, group, sure in judged], SELF_TRAINING["pseudo_label_fraction"])
+        keep = select_confident([(group, sure) for _, group, sure in judged], SELF_TRAINING["pseudo_label_fraction"],
+                                labelled_shares(task, train_rows) if shares == "labelled" else None)
         model = fitted([*train_rows, *(Row(unlabeled[i].text, label=judged[i][0]) for i in keep)])
     test = data.splits["test"]
     predicted = model.predict([features(r.text, False) for r in test])
@@ -168,9 +171,10 @@ def _fine_tune_once(model: str, dataset: str, out: Path, args, crf: bool, lexico
 SYSTEMS = ["crf-baseline", "crf-baseline-lexicon", "as-is", "adapted-crf", "adapted-crf-lexicon", "zh-cws",
            "adapted-softmax", "zh-cws-crf", "zh-cws-crf-lexicon"]
 CLASSICAL = ("crf-baseline", "crf-baseline-lexicon")
-CURVE_CLASSICAL = (*CLASSICAL, "crf-baseline-lexicon-self-training")
+CURVE_CLASSICAL = (*CLASSICAL, "crf-baseline-lexicon-self-training", "crf-baseline-lexicon-self-training-labelled-shares")
 """The classical systems of the learning curve: the CRF without and with the lexicon, and the latter
-self-trained on the unlabelled rest of the training split as the neural ``-self-training`` systems are."""
+self-trained on the unlabelled rest of the training split as the neural ``-self-training`` systems are
+(``-labelled-shares``: its kept sentences with and without spans in the labelled ones' proportions)."""
 SEEN_RECALL = ("oov_recall", "iv_recall")
 """Recall on gold spans whose text the training split never held as a span, and on the others (per row,
 the mean over its seeds; ``oov_rate`` is the test split's share of unseen spans)."""
@@ -329,6 +333,7 @@ CURVE_NEURAL = {"adapted-recipe": {}, "adapted-recipe-no-ngrams": {"ngram_bucket
                 "adapted-recipe-lexicon-lr-100-dropout-0.3": {"lexicon_lr_scale": 100, "dropout": 0.3},
                 "adapted-recipe-dropout-0.3": {"dropout": 0.3},
                 "adapted-recipe-self-training": SELF_TRAINING,
+                "adapted-recipe-self-training-labelled-shares": {**SELF_TRAINING, "pseudo_label_shares": "labelled"},
                 "adapted-recipe-lexicon-lr-100-dropout-0.3-self-training":
                     {"lexicon_lr_scale": 100, "dropout": 0.3, **SELF_TRAINING}}
 """The adapted model fine-tuned by the packaged recipe of the dataset (``zh-ner``, ``zh-cws``), the same
@@ -336,7 +341,8 @@ recipe without its n-gram scores (the part that learns only from the labelled se
 features learning at 100 times the rate instead of 10, with that and dropout 0.3 (on ``zh-cws`` the
 packaged recipe ``zh-cws-few-labels``, which a test keeps equal to it), with dropout 0.3 alone, and the
 packaged and few-label recipes followed by a round of self-training on the rest of the training split's
-sentences, their tags unread (``SELF_TRAINING``)."""
+sentences, their tags unread (``SELF_TRAINING``; ``-labelled-shares``: the kept sentences with and without
+predicted spans in the labelled sentences' proportions instead of half and half)."""
 CURVE_SYSTEMS = (*CURVE_CLASSICAL, *CURVE_NEURAL)
 """Systems of the learning curve (--sizes): the ``CURVE_CLASSICAL`` and ``CURVE_NEURAL`` ones, on the same
 sentences."""
@@ -347,9 +353,16 @@ def learning_curve(args, adapted: str, work: Path) -> None:
     per seed, each system trained on the same subsets; the mean as the value, the spread beside it. The
     neural rows run the dataset's packaged recipe with at least --min-steps optimizer steps (evaluated as
     often as the recipe's epochs would be) and the subset itself as dev, for a team with N labelled
-    sentences has no larger dev set; the recipe's early stopping is off, as that dev set cannot judge it."""
+    sentences has no larger dev set; the recipe's early stopping is off, as that dev set cannot judge it.
+    With --variant (another encoder, say) the neural rows and folders carry its name; the classical rows,
+    which read no encoder, do not."""
     path = RESULTS / "sequence_labeling.json"
-    made = {(f"{d}@{n}", s) for d in args.datasets for n in args.sizes for s in args.curve_systems}
+    variant = getattr(args, "variant", None)
+
+    def named(system: str) -> str:
+        return f"{system}-{variant}" if variant and system not in CURVE_CLASSICAL else system
+
+    made = {(f"{d}@{n}", named(s)) for d in args.datasets for n in args.sizes for s in args.curve_systems}
     kept = [r for r in json.loads(path.read_text(encoding="utf-8")) if (r["dataset"], r["system"]) not in made]
     rows: list[dict] = []
     for n in args.sizes:
@@ -359,40 +372,43 @@ def learning_curve(args, adapted: str, work: Path) -> None:
             for system in args.curve_systems:
                 found, walls = [], []
                 sources = args.lexicon if system.startswith("crf-baseline-lexicon") else []
-                self_trained = system.endswith("-self-training")
+                extends = _extends(system)
+                shares = "labelled" if system.endswith("-labelled-shares") else "equal"
                 extra = ({**CRF_SETTINGS, **({"lexicon": sources} if sources else {}),
                           **({k: SELF_TRAINING[k] for k in ("self_training_rounds", "pseudo_label_fraction")}
-                             if self_trained else {})} if system in CURVE_CLASSICAL else
+                             if extends else {}), **({"pseudo_label_shares": shares} if shares != "equal" else {})}
+                         if system in CURVE_CLASSICAL else
                          {"recipe": dataset, **CURVE_NEURAL[system], "min_steps": args.min_steps, "model": adapted,
-                          **_encoder(adapted)})
+                          **_encoder(adapted), **({"variant": variant} if variant else {})})
                 for seed, few in subsets.items():
                     labelled = {id(r) for r in few}
                     # the training split's other sentences, their tags unread
                     rest = ([Row(r.text, source=r.source, line=r.line) for r in splits["train"] if id(r) not in labelled]
-                            if self_trained else None)
+                            if extends else None)
                     if system in CURVE_CLASSICAL:
-                        report, wall = crf_baseline(dataset, sources, train_rows=few, unlabeled=rest)
+                        report, wall = crf_baseline(dataset, sources, train_rows=few, unlabeled=rest, shares=shares)
                         found.append(report.metrics); walls.append(wall)
                         continue
-                    overrides = {"model": adapted, "output_dir": str(_curve_folder(work, system, dataset, n, seed)),
+                    overrides = {"model": adapted,
+                                 "output_dir": str(_curve_folder(work, system, dataset, n, seed, variant)),
                                  "seed": seed, "progress": False, "min_steps": args.min_steps,
                                  "early_stopping_patience": None, **CURVE_NEURAL[system]}
                     config = load_recipe(recipe_path(dataset), overrides)
                     curve = Splits(train=few, dev=few, test=splits["test"], source=f"{dataset}, {n} training sentences")
-                    if self_trained:
-                        _first_round_from(_curve_folder(work, system.removesuffix("-self-training"), dataset, n, seed),
+                    if extends:
+                        _first_round_from(_curve_folder(work, extends, dataset, n, seed, variant),
                                           Path(config.output_dir))
                     meta = run_once(Path(config.output_dir), config, lambda: train(config, splits=curve, unlabeled=rest))
                     shutil.rmtree(Path(config.output_dir) / "checkpoints", ignore_errors=True)  # resume state only
                     found.append(meta["metrics"]["test"])
-                    walls.append(meta["wall_seconds"] + (_copied_round_seconds(Path(config.output_dir)) if self_trained
+                    walls.append(meta["wall_seconds"] + (_copied_round_seconds(Path(config.output_dir)) if extends
                                                          else 0.0))
                 f1 = [m["entity_f1"] for m in found]
                 # A self-trained neural model's training sentences include the pseudo-labelled ones, so its
                 # "unseen" words are not those the labelled sentences lack: not comparable, not recorded.
-                seen = {} if self_trained else {k: round(statistics.mean(m[k] for m in found), 4)
+                seen = {} if extends else {k: round(statistics.mean(m[k] for m in found), 4)
                                                 for k in (*SEEN_RECALL, "oov_rate") if all(k in m for m in found)}
-                r = row(f"{dataset}@{n}", system, METRIC[dataset], statistics.mean(f1), statistics.mean(walls),
+                r = row(f"{dataset}@{n}", named(system), METRIC[dataset], statistics.mean(f1), statistics.mean(walls),
                         std=round(statistics.stdev(f1), 4) if len(f1) > 1 else None, seeds=args.seeds,
                         values=[round(v, 4) for v in f1], labelled=n, **seen, **extra)
                 rows.append(r)
@@ -402,9 +418,14 @@ def learning_curve(args, adapted: str, work: Path) -> None:
                 plot_curve(kept + rows, RESULTS / "sequence_labeling_curve.png")
 
 
-def _curve_folder(work: Path, system: str, dataset: str, n: int, seed: int) -> Path:
+def _extends(system: str) -> str | None:
+    """The curve system whose model a self-training system's first round is (None for the others)."""
+    return system.split("-self-training")[0] if "-self-training" in system else None
+
+
+def _curve_folder(work: Path, system: str, dataset: str, n: int, seed: int, variant: str | None = None) -> Path:
     name = "" if system == "adapted-recipe" else f"{system.removeprefix('adapted-recipe-')}-"
-    return work / f"curve-{name}{dataset}-{n}-seed{seed}"
+    return work / f"curve-{name}{dataset}-{n}-seed{seed}{f'-{variant}' if variant else ''}"
 
 
 def _first_round_from(run: Path, out: Path) -> None:
@@ -433,6 +454,8 @@ FULL_RECIPE_ROWS = {("zh-ner", "adapted-recipe"): "adapted-crf-lexicon-llrd-0.9-
 CURVE_LINES = {"crf-baseline": ("classical CRF", "black", "--"),
                "crf-baseline-lexicon": ("classical CRF + lexicon", "grey", "--"),
                "crf-baseline-lexicon-self-training": ("classical CRF + lexicon, then self-training", "grey", ":"),
+               "crf-baseline-lexicon-self-training-labelled-shares":
+                   ("classical CRF + lexicon, then self-training in the labelled proportions", "silver", ":"),
                "adapted-recipe": ("adapted model, packaged recipe (lexicon + n-grams)", "crimson", "-"),
                "adapted-recipe-no-ngrams": ("the same without n-gram scores", "tab:blue", "-"),
                "adapted-recipe-lexicon-lr-100": ("the same, lexicon features at 100x the learning rate", "darkorange", "-"),
@@ -441,6 +464,9 @@ CURVE_LINES = {"crf-baseline": ("classical CRF", "black", "--"),
                "adapted-recipe-dropout-0.3": ("the packaged recipe with dropout 0.3", "tab:purple", "-"),
                "adapted-recipe-self-training": ("the packaged recipe, then self-training on unlabelled sentences",
                                                 "tab:brown", "-"),
+               "adapted-recipe-self-training-labelled-shares":
+                   ("the same, kept sentences in the labelled proportions of those with and without spans",
+                    "tab:cyan", "-"),
                "adapted-recipe-lexicon-lr-100-dropout-0.3-self-training":
                    ("zh-cws-few-labels, then self-training on unlabelled sentences", "tab:olive", "-")}
 """Each curve system's line in the figure (label, colour, dashes), in ``CURVE_SYSTEMS``' order."""

@@ -223,11 +223,13 @@ def test_the_sequence_labelling_curve_trains_every_system_on_the_same_subsets(tm
     monkeypatch.setattr(sl, "plot_curve", lambda rows, path: None)
     trained: dict = {}
 
-    def crf(dataset, lexicon_sources=(), spans=None, train_rows=None, unlabeled=None):
+    def crf(dataset, lexicon_sources=(), spans=None, train_rows=None, unlabeled=None, shares="equal"):
         system = "crf-baseline-lexicon" if lexicon_sources else "crf-baseline"
         if unlabeled is not None:
             assert sorted(r.text for r in [*unlabeled, *train_rows]) == sorted(r.text for r in sentences)
-            system += "-self-training"
+            system += "-self-training" + ("-labelled-shares" if shares == "labelled" else "")
+        else:
+            assert shares == "equal"
         trained.setdefault(system, []).append([r.text for r in train_rows])
         return SimpleNamespace(metrics={"entity_f1": 0.5}), 1.0
 
@@ -240,7 +242,7 @@ def test_the_sequence_labelling_curve_trains_every_system_on_the_same_subsets(tm
         assert splits.dev == splits.train and config.min_steps == 300 and config.early_stopping_patience is None
         assert config.options["lexicon"] == ["cc-cedict", "train"]  # the packaged recipe's
         if config.self_training_rounds:  # the training split's other sentences, without their tags
-            system += "-self-training"
+            system += "-self-training" + ("-labelled-shares" if config.pseudo_label_shares == "labelled" else "")
             assert sorted(r.text for r in [*unlabeled, *splits.train]) == sorted(r.text for r in sentences)
             assert all(r.label is None for r in unlabeled) and config.student_epochs == 2
         else:
@@ -271,6 +273,21 @@ def test_the_sequence_labelling_curve_trains_every_system_on_the_same_subsets(tm
     assert rows[("zh-ner@5", "adapted-recipe-self-training")]["self_training_rounds"] == 1
     classical = rows[("zh-ner@5", "crf-baseline-lexicon-self-training")]
     assert classical["self_training_rounds"] == 1 and "student_epochs" not in classical and classical["lexicon"]
+    assert "pseudo_label_shares" not in classical
+    for system in ("adapted-recipe-self-training-labelled-shares", "crf-baseline-lexicon-self-training-labelled-shares"):
+        assert rows[("zh-ner@5", system)]["pseudo_label_shares"] == "labelled"
+        assert rows[("zh-ner@5", system)]["self_training_rounds"] == 1
+    # Another encoder's rows (--variant) stand beside these: the neural ones carry its name, rows and folders.
+    first_rounds: list = []
+    monkeypatch.setattr(sl, "_first_round_from", lambda run, out: first_rounds.append((run.name, out.name)))
+    args.variant, args.curve_systems = "encoder-3", ["crf-baseline-lexicon", "adapted-recipe", "adapted-recipe-self-training"]
+    sl.learning_curve(args, str(tmp_path / "encoder"), tmp_path / "work")
+    rows = {(r["dataset"], r["system"]): r for r in written["rows"]}
+    assert {s for d, s in rows if d == "zh-ner@5"} == {"crf-baseline-lexicon", "adapted-recipe-encoder-3",
+                                                       "adapted-recipe-self-training-encoder-3"}
+    assert rows[("zh-ner@5", "adapted-recipe-encoder-3")]["variant"] == "encoder-3"
+    assert "variant" not in rows[("zh-ner@5", "crf-baseline-lexicon")]
+    assert ("curve-zh-ner-5-seed0-encoder-3", "curve-self-training-zh-ner-5-seed0-encoder-3") in first_rounds
 
 
 def test_self_training_on_the_curve_starts_from_the_run_of_the_system_it_extends(tmp_path):
@@ -280,8 +297,10 @@ def test_self_training_on_the_curve_starts_from_the_run_of_the_system_it_extends
     run, out = tmp_path / "curve-zh-cws-100-seed0", tmp_path / "curve-self-training-zh-cws-100-seed0"
     (run / "checkpoints").mkdir(parents=True)
     (run / "langbert.json").write_text(json.dumps({"wall_seconds": 170.5}))
-    assert sl._curve_folder(tmp_path, "adapted-recipe-self-training".removesuffix("-self-training"), "zh-cws", 100,
-                            0) == run
+    assert sl._curve_folder(tmp_path, sl._extends("adapted-recipe-self-training"), "zh-cws", 100, 0) == run
+    assert sl._extends("adapted-recipe-self-training-labelled-shares") == "adapted-recipe"
+    assert sl._extends("adapted-recipe-lexicon-lr-100-dropout-0.3-self-training") == \
+        "adapted-recipe-lexicon-lr-100-dropout-0.3" and sl._extends("adapted-recipe") is None
     assert sl._curve_folder(tmp_path, "adapted-recipe-self-training", "zh-cws", 100, 0) == out
     sl._first_round_from(run, out)
     first = out / "self-training" / "round-0"
@@ -360,3 +379,8 @@ def test_the_classical_crf_self_trains_on_its_surest_sentences(monkeypatch):
     assert len(labelled) < len(fitted[1]) <= len(labelled) + round(len(pool) * 0.3)
     assert fitted[1][:len(labelled)] == fitted[0]  # the labelled sentences, then the pseudo-labelled ones
     assert "entity_f1" in report.metrics
+    # Every labelled sentence holds a name: in the labelled proportions, every kept one holds one too.
+    sl.crf_baseline("zh-ner", train_rows=labelled, unlabeled=pool, shares="labelled")
+    pseudo = fitted[3][len(labelled):]
+    assert pseudo and all(set(tags) != {"O"} for tags in pseudo)
+    assert any(set(tags) == {"O"} for tags in fitted[1][len(labelled):])  # half and half by default

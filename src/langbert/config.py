@@ -93,7 +93,11 @@ class TrainConfig:
     pseudo_label_fraction: float = 0.3
     """Share of the unlabelled texts a round keeps: the most confident predictions, the same number for each
     label so the majority label does not take over (token classification: as many sentences with predicted
-    spans as without)."""
+    spans as without), or as ``pseudo_label_shares`` says."""
+    pseudo_label_shares: Literal["equal", "labelled"] = "equal"
+    """How the kept pseudo-labels are shared among the labels (token classification: sentences with and
+    without predicted spans): ``equal``, or in the proportions of the labelled rows, so the students see the
+    mix the labels show (a label the teacher predicts less often than its share gives all it has)."""
     pseudo_label_teacher: Literal["model", "model+tfidf", "model+tfidf-refit"] = "model"
     """Who labels the unlabelled texts: the previous round's model, or its probabilities averaged with those
     of a character 1-3-gram TF-IDF + logistic regression fitted on the same labelled rows (co-training: a
@@ -203,9 +207,10 @@ class TrainConfig:
         if isinstance(self.unlabeled, str):
             self.unlabeled = [self.unlabeled]
         if (self.pseudo_label_teacher != "model" or self.student_epochs is not None
-                or self.pseudo_label_targets != "label") and not self.self_training_rounds:
-            raise ConfigError("pseudo_label_teacher, student_epochs and pseudo_label_targets are read by "
-                              "self-training only: set self_training_rounds >= 1")
+                or self.pseudo_label_targets != "label" or self.pseudo_label_shares != "equal") \
+                and not self.self_training_rounds:
+            raise ConfigError("pseudo_label_teacher, student_epochs, pseudo_label_targets and pseudo_label_shares "
+                              "are read by self-training only: set self_training_rounds >= 1")
         if self.unlabeled and not (self.self_training_rounds or self.consistency_weight):
             raise ConfigError("unlabeled texts are read by self-training and consistency training only: set "
                               "self_training_rounds >= 1 or consistency_weight > 0")

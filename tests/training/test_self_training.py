@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 from collections import Counter
 
 import pytest
@@ -12,7 +13,7 @@ from langbert import train
 from langbert.errors import ConfigError
 from langbert.inference import Predictor
 from langbert.data.corpus import unlabeled_rows
-from langbert.training.self_training import select_confident
+from langbert.training.self_training import labelled_shares, select_confident
 from tests.conftest import SENTIMENT, tiny_train_config, write_jsonl
 
 UNLABELED = ["很好很喜欢啊", "质量好满意了", "服务很棒的", "便宜又好啊", "很差很失望啊", "质量差讨厌了", "服务太烂的",
@@ -26,6 +27,23 @@ def test_the_surest_predictions_the_same_number_per_label():
     # A label predicted less often than its share gives what it has; the others keep their share.
     assert select_confident([("a", 0.9), ("b", 0.8), ("b", 0.7), ("b", 0.6), ("b", 0.5)], 0.8) == [0, 1, 2]
     assert select_confident([], 0.3) == []
+
+
+def test_the_surest_predictions_in_the_labelled_rows_proportions():
+    predicted = [("pos", 0.9), ("pos", 0.6), ("neg", 0.7), ("pos", 0.99), ("neg", 0.55), ("pos", 0.8),
+                 ("neg", 0.65), ("pos", 0.7)]
+    assert select_confident(predicted, 0.5, {"pos": 0.75, "neg": 0.25}) == [2, 3, 0, 5]  # 4 kept: 1 neg, 3 pos
+    assert select_confident(predicted, 0.5, {"pos": 3, "neg": 1}) == [2, 3, 0, 5]  # weights, not only fractions
+    assert select_confident(predicted, 0.5, {"pos": 1.0}) == [3, 0, 5, 7]  # a label the rows lack: none of it
+    assert select_confident(predicted, 1.0, {"pos": 0.1, "neg": 0.9}) == [2, 6, 4, 3]  # neg gives all it has
+    from langbert.data.rows import Row
+    from langbert.tasks import create_task
+
+    rows = [Row("a", "pos"), Row("b", "neg"), Row("c", "pos"), Row("d", "pos")]
+    assert labelled_shares(create_task("text-classification", {}), rows) == {"neg": 0.25, "pos": 0.75}
+    tagger = create_task("token-classification", {})
+    assert labelled_shares(tagger, [Row("我在北京", [(2, 4, "LOC")]), Row("很好", [])]) == {
+        "with spans": 0.5, "without spans": 0.5}
 
 
 def test_unlabeled_texts_are_read_once_and_skip_the_labelled_ones(tmp_path):
@@ -73,7 +91,6 @@ def test_a_rerun_reuses_the_rounds_that_finished(self_trained, caplog):
     state = json.loads(older.read_text())
     del state["config"]["pseudo_label_teacher"]
     older.write_text(json.dumps(state))
-    import shutil
     shutil.rmtree(out / "checkpoints", ignore_errors=True)
     with caplog.at_level("INFO", logger="langbert.training.self_training"):
         train(config)
@@ -90,6 +107,8 @@ def test_refusals(tmp_path, tiny_model_dir, monkeypatch):
         tiny_train_config(tmp_path, tiny_model_dir, data, unlabeled=["x.txt"])
     with pytest.raises(ConfigError, match="self-training only"):
         tiny_train_config(tmp_path, tiny_model_dir, data, pseudo_label_teacher="model+tfidf")
+    with pytest.raises(ConfigError, match="pseudo_label_shares are read by self-training only"):
+        tiny_train_config(tmp_path, tiny_model_dir, data, pseudo_label_shares="labelled")
     with pytest.raises(ConfigError, match="pseudo_label_fraction"):
         tiny_train_config(tmp_path, tiny_model_dir, data, self_training_rounds=1, pseudo_label_fraction=0)
     with pytest.raises(ConfigError, match="needs unlabelled texts"):
@@ -193,6 +212,9 @@ def test_students_of_a_zero_shot_teacher_learn_from_pseudo_labels_alone(tmp_path
     with pytest.raises(ConfigError, match="zero-shot has none"):
         train(tiny_train_config(tmp_path, tiny_mlm_dir, data, pseudo_label_teacher="model+tfidf",
                                 output_dir=str(tmp_path / "other"), **settings))
+    with pytest.raises(ConfigError, match="pseudo_label_shares labelled reads the labelled rows' proportions"):
+        train(tiny_train_config(tmp_path, tiny_mlm_dir, data, pseudo_label_shares="labelled",
+                                output_dir=str(tmp_path / "shares"), **settings))
 
 
 def test_students_train_for_student_epochs_and_the_first_round_for_epochs(tmp_path, tiny_model_dir):
@@ -272,6 +294,14 @@ def test_sequence_labelling_students_learn_the_teachers_surest_sentences(tmp_pat
     assert meta["data"]["rows"]["train"] == len(NER) + 4
     student = Predictor.load(out).predict([t for t, _ in NER])
     assert [[(s["start"], s["end"], s["type"]) for s in p["spans"]] for p in student] == [e for _, e in NER]
+    # Every labelled sentence holds a name: in the labelled proportions, all 4 kept ones have spans (the
+    # same teacher, copied in as the finished first round).
+    shutil.copytree(out / "self-training" / "round-0", tmp_path / "shares" / "self-training" / "round-0")
+    shared = train(dataclasses.replace(config, output_dir=str(tmp_path / "shares"), pseudo_label_shares="labelled"),
+                   unlabeled=[Row(t) for t in pool])
+    (record,) = json.loads((shared / "langbert.json").read_text())["self_training"]
+    assert record["pseudo_labels"] == {"with spans": 4} and record["labelled_shares"] == {"with spans": 1.0}
+    assert record["teacher"] == str(tmp_path / "shares" / "self-training" / "round-0")  # reused, not retrained
     with pytest.raises(ConfigError, match="pseudo_label_targets probabilities read probabilities over one label"):
         train(dataclasses.replace(config, output_dir=str(tmp_path / "soft"), pseudo_label_targets="probabilities"),
               unlabeled=[Row(t) for t in pool])

@@ -128,9 +128,14 @@ class Task(ABC):
 
     def pseudo_label(self, predicted: dict[str, Any]) -> tuple[Any, str, float]:
         """Self-training: from one prediction of ``decode``, the label a student learns, the group whose share
-        of the kept predictions it competes for (``select_confident`` keeps as many of each group), and
-        how sure the model was. By default the predicted class is both the label and the group."""
-        return predicted["label"], predicted["label"], predicted["score"]
+        of the kept predictions it competes for (``select_confident``), and how sure the model was. By
+        default the predicted class is both the label and the group."""
+        return predicted["label"], self.pseudo_label_group(predicted["label"]), predicted["score"]
+
+    def pseudo_label_group(self, label: Any) -> str:
+        """The self-training group of a label (a pseudo-label's or a labelled row's, so that the kept
+        pseudo-labels can share the labelled rows' proportions): by default the class itself."""
+        return label
 
     def unbatch(self, model: Any, outputs: Any, batch: dict) -> list[Any]:
         """A model's batch output -> one result per feature (default: its logits row)."""

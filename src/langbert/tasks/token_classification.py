@@ -511,10 +511,14 @@ class TokenClassification(Task):
 
     def pseudo_label(self, predicted: dict[str, Any]) -> tuple[Any, str, float]:
         """The predicted spans, ranked by the sentence's least sure token; sentences with spans and those
-        without share the kept count equally, for a tagger is surest where it finds nothing (an NER model
-        that misses names would otherwise teach mostly sentences without any)."""
+        without are two groups that share the kept count (equally, or as the labelled sentences do), for a
+        tagger is surest where it finds nothing (an NER model that misses names would otherwise teach mostly
+        sentences without any)."""
         spans = [(s["start"], s["end"], s["type"]) for s in predicted["spans"]]
-        return spans, "with spans" if spans else "without spans", predicted["score"]
+        return spans, self.pseudo_label_group(spans), predicted["score"]
+
+    def pseudo_label_group(self, label: Any) -> str:
+        return "with spans" if label else "without spans"
 
     def parity(self, a: Any, b: Any, rows: Sequence[Row]) -> tuple[float, float]:
         """Tag agreement per token: a long text's one changed tag should not count as the whole row."""

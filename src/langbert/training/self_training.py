@@ -5,8 +5,9 @@ Round 0 trains on the labelled rows with the config's method (fine-tuning, SetFi
 zero-shot cloze model with no training step, whose students then learn from pseudo-labels alone). Each
 round after it predicts every unlabelled text with the previous round's model, keeps the
 ``pseudo_label_fraction`` it is most confident of (the same number for each label, so a model that leans
-to one label does not teach only that one; for token classification the sentences whose least sure tag is
-surest, each with all its predicted spans), and fine-tunes a fresh copy of ``config.model`` on the
+to one label does not teach only that one, or with ``pseudo_label_shares: labelled`` the labelled rows'
+proportions; for token classification the sentences whose least sure tag is surest, each with all its
+predicted spans), and fine-tunes a fresh copy of ``config.model`` on the
 labelled rows plus those (their labels, or with ``pseudo_label_targets: probabilities`` the teacher's
 probabilities, the soft targets of knowledge distillation). The last round writes ``config.output_dir``;
 earlier rounds are kept under its ``self-training/`` folder, and a finished round is reused on a rerun, so a
@@ -43,19 +44,30 @@ from .unlabeled import unlabeled_pool
 logger = logging.getLogger(__name__)
 
 SELF_TRAINING_SETTINGS = ("unlabeled", "self_training_rounds", "pseudo_label_fraction", "pseudo_label_teacher",
-                          "student_epochs", "pseudo_label_targets")
+                          "student_epochs", "pseudo_label_targets", "pseudo_label_shares")
 
 
-def select_confident(predicted: Sequence[tuple[str, float]], fraction: float) -> list[int]:
+def select_confident(predicted: Sequence[tuple[str, float]], fraction: float,
+                     shares: dict[str, float] | None = None) -> list[int]:
     """Indices of the surest predictions (label, confidence): ``fraction`` of them in all, shared equally by
-    the labels predicted (a label predicted less often than its share gives all it has), surest first."""
+    the labels predicted, or in proportion to ``shares`` (label -> weight; a label without one gets none),
+    a label predicted less often than its share giving all it has; surest first."""
     by_label: dict[str, list[tuple[float, int]]] = defaultdict(list)
     for i, (label, confidence) in enumerate(predicted):
         by_label[label].append((confidence, i))
     if not by_label:
         return []
-    share = max(1, round(len(predicted) * fraction / len(by_label)))
-    return [i for label in sorted(by_label) for _, i in sorted(by_label[label], key=lambda c: -c[0])[:share]]
+    total = sum(shares.values()) if shares else 0
+    kept = len(predicted) * fraction
+    share = ({label: round(kept * shares.get(label, 0) / total) for label in by_label} if total else
+             dict.fromkeys(by_label, max(1, round(kept / len(by_label)))))
+    return [i for label in sorted(by_label) for _, i in sorted(by_label[label], key=lambda c: -c[0])[:share[label]]]
+
+
+def labelled_shares(task: Any, rows: Sequence[Row]) -> dict[str, float]:
+    """Each self-training group's share of the labelled ``rows`` (``pseudo_label_shares: labelled``)."""
+    counts = Counter(task.pseudo_label_group(r.label) for r in rows)
+    return {group: n / len(rows) for group, n in sorted(counts.items())}
 
 
 def self_train(config: TrainConfig, callbacks: Sequence[Any] = (), splits: Splits | None = None,
@@ -87,6 +99,10 @@ def self_train(config: TrainConfig, callbacks: Sequence[Any] = (), splits: Split
             raise ConfigError(f"pseudo_label_teacher {config.pseudo_label_teacher}: TF-IDF reads single texts, "
                               "these rows are pairs")
         second_view = _tfidf_probabilities(splits.train, unlabeled, task.labels, config.seed)
+    if config.pseudo_label_shares == "labelled" and not labelled:
+        raise ConfigError("pseudo_label_shares labelled reads the labelled rows' proportions; method zero-shot "
+                          "has none (leave it equal)")
+    shares = labelled_shares(task, labelled) if config.pseudo_label_shares == "labelled" else None
     tfidf_rows = len(labelled)
     out, work = Path(config.output_dir), Path(config.output_dir) / "self-training"
     # Each round is a plain training run: the self-training settings at their defaults.
@@ -102,7 +118,7 @@ def self_train(config: TrainConfig, callbacks: Sequence[Any] = (), splits: Split
         if second_view is not None:
             predicted = [_averaged(p, q) for p, q in zip(predicted, second_view)]
         judged = [task.pseudo_label(p) for p in predicted]  # (label, group, confidence)
-        keep = select_confident([(group, sure) for _, group, sure in judged], config.pseudo_label_fraction)
+        keep = select_confident([(group, sure) for _, group, sure in judged], config.pseudo_label_fraction, shares)
         pseudo = [dataclasses.replace(unlabeled[i], label=judged[i][0],
                                       probabilities=tuple(predicted[i]["probabilities"].items()) if soft else None)
                   for i in keep]
@@ -112,6 +128,7 @@ def self_train(config: TrainConfig, callbacks: Sequence[Any] = (), splits: Split
                        **({"tfidf_fitted_on": tfidf_rows} if second_view is not None else {}),
                        "targets": config.pseudo_label_targets,
                        "unlabeled": len(unlabeled), "pseudo_labels": counts,
+                       **({"labelled_shares": {k: round(v, 4) for k, v in shares.items()}} if shares else {}),
                        "lowest_confidence_kept": round(min(judged[i][2] for i in keep), 6)})
         logger.info("self-training round %d/%d: %d of %d unlabelled texts kept as %s", n,
                     config.self_training_rounds, len(pseudo), len(unlabeled), counts)
