@@ -110,7 +110,6 @@ def crf_baseline(dataset: str, lexicon_sources: Sequence[str] = (), spans: list 
     model = fitted(train_rows)
     ids = {t: i for i, t in enumerate(task.labels)}
     if unlabeled:
-        from langbert.data.rows import Row
         from langbert.training.self_training import labelled_shares, select_confident
 
         read = [features(r.text, False) for r in unlabeled]
