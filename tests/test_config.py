@@ -36,6 +36,11 @@ def test_a_users_recipe_starts_from_a_packaged_one(tmp_path):
     (tmp_path / "pretrain.yaml").write_text("base: pretrain-zh\nmax_minutes: 60\n", encoding="utf-8")
     pretrain = load_flat_recipe(PretrainConfig, tmp_path / "pretrain.yaml", {})
     assert pretrain.max_minutes == 60 and pretrain.max_steps == 1000 and pretrain.whole_word_masking
+    # a training file of one's own replaces the base's built-in dataset instead of clashing with it
+    (tmp_path / "own.yaml").write_text("base: zh-ner\ndata:\n  train: mine.jsonl\n  dev: dev.jsonl\n", encoding="utf-8")
+    own = load_recipe(tmp_path / "own.yaml")
+    assert (own.data.dataset, own.data.train, own.data.dev) == (None, "mine.jsonl", "dev.jsonl")
+    assert own.options == packaged.options
 
 
 @pytest.mark.parametrize("texts,message", [

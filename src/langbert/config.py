@@ -315,7 +315,10 @@ def read_yaml(path: str | Path, _chain: tuple[Path, ...] = ()) -> dict[str, Any]
     if found.resolve() in chain:
         raise ConfigError(f"{path}: base: {base} leads back to itself "
                           f"({' -> '.join(p.name for p in (*chain, found.resolve()))})")
-    return _layered(read_yaml(found, chain), loaded)
+    settings = _layered(read_yaml(found, chain), loaded)
+    if isinstance(settings.get("data"), dict) and isinstance(loaded.get("data"), dict):
+        _own_source(settings["data"], loaded["data"])
+    return settings
 
 
 def _base_path(path: Path, base: str) -> Path:
@@ -327,6 +330,16 @@ def _base_path(path: Path, base: str) -> Path:
     except ConfigError:
         raise ConfigError(f"{path}: base: '{base}' is neither a file beside it nor a packaged recipe "
                           f"({', '.join(recipe_names())})") from None
+
+
+def _own_source(data: dict[str, Any], named: dict[str, Any]) -> None:
+    """A data source named on top (a flag, a recipe over its base) replaces the one below, rather than
+    clashing with it: a ``train`` file the built-in ``dataset``, a ``dataset`` the files."""
+    if "train" in named and "dataset" not in named:
+        data.pop("dataset", None)
+    if "dataset" in named and "train" not in named:
+        for key in ("train", "dev", "test"):
+            data.pop(key, None)
 
 
 def _layered(base: dict[str, Any], own: dict[str, Any]) -> dict[str, Any]:
@@ -360,12 +373,7 @@ def build_config(values: dict[str, Any], overrides: dict[str, Any], where: str =
             (data if key in data_fields else values if key in train_fields else options)[key] = value
     if options:
         values["options"] = options
-    # A source named on the command line replaces the recipe's, rather than clashing with it.
-    if "train" in overrides and "dataset" not in overrides:
-        data.pop("dataset", None)
-    if "dataset" in overrides and "train" not in overrides:
-        for key in ("train", "dev", "test"):
-            data.pop(key, None)
+    _own_source(data, overrides)
     if data:
         values["data"] = _from_mapping(DataConfig, data, f"{where}: data")
     return _from_mapping(TrainConfig, values, where)
