@@ -316,7 +316,7 @@ def read_yaml(path: str | Path, _chain: tuple[Path, ...] = ()) -> dict[str, Any]
         raise ConfigError(f"{path}: base: {base} leads back to itself "
                           f"({' -> '.join(p.name for p in (*chain, found.resolve()))})")
     settings = _layered(read_yaml(found, chain), loaded)
-    if isinstance(settings.get("data"), dict) and isinstance(loaded.get("data"), dict):
+    if isinstance(loaded.get("data"), dict):  # then the layered ``data`` is a mapping too
         _own_source(settings["data"], loaded["data"])
     return settings
 
