@@ -119,9 +119,9 @@ def crf_baseline(dataset: str, lexicon_sources: Sequence[str] = (), spans: list 
             predicted = {"spans": [{"start": a, "end": b, "type": k} for a, b, k in found],
                          "score": min((m[t] for m, t in zip(chars, tags)), default=1.0)}
             judged.append(task.pseudo_label(predicted))
-        keep = select_confident([(group, sure) for _, group, sure in judged], SELF_TRAINING["pseudo_label_fraction"],
+        keep = select_confident([(j.group, j.confidence) for j in judged], SELF_TRAINING["pseudo_label_fraction"],
                                 labelled_shares(task, train_rows) if shares == "labelled" else None)
-        model = fitted([*train_rows, *(Row(unlabeled[i].text, label=judged[i][0]) for i in keep)])
+        model = fitted([*train_rows, *(Row(unlabeled[i].text, label=judged[i].label) for i in keep)])
     test = data.splits["test"]
     predicted = model.predict([features(r.text, False) for r in test])
     outputs = [[(i, i + 1, ids.get(t, 0)) for i, t in enumerate(tags)] for tags in predicted]
@@ -333,6 +333,8 @@ CURVE_NEURAL = {"adapted-recipe": {}, "adapted-recipe-no-ngrams": {"ngram_bucket
                 "adapted-recipe-dropout-0.3": {"dropout": 0.3},
                 "adapted-recipe-self-training": SELF_TRAINING,
                 "adapted-recipe-self-training-labelled-shares": {**SELF_TRAINING, "pseudo_label_shares": "labelled"},
+                "adapted-recipe-self-training-labelled-shares-unsure-0.99":
+                    {**SELF_TRAINING, "pseudo_label_shares": "labelled", "pseudo_label_unsure_below": 0.99},
                 "adapted-recipe-lexicon-lr-100-dropout-0.3-self-training":
                     {"lexicon_lr_scale": 100, "dropout": 0.3, **SELF_TRAINING}}
 """The adapted model fine-tuned by the packaged recipe of the dataset (``zh-ner``, ``zh-cws``), the same
@@ -341,7 +343,8 @@ features learning at 100 times the rate instead of 10, with that and dropout 0.3
 packaged recipe ``zh-cws-few-labels``, which a test keeps equal to it), with dropout 0.3 alone, and the
 packaged and few-label recipes followed by a round of self-training on the rest of the training split's
 sentences, their tags unread (``SELF_TRAINING``; ``-labelled-shares``: the kept sentences with and without
-predicted spans in the labelled sentences' proportions instead of half and half)."""
+predicted spans in the labelled sentences' proportions instead of half and half; ``-unsure-0.99``: and the
+kept sentences' tags the teacher was less than 99% sure of left untagged, partial labels)."""
 CURVE_SYSTEMS = (*CURVE_CLASSICAL, *CURVE_NEURAL)
 """Systems of the learning curve (--sizes): the ``CURVE_CLASSICAL`` and ``CURVE_NEURAL`` ones, on the same
 sentences."""
@@ -466,6 +469,8 @@ CURVE_LINES = {"crf-baseline": ("classical CRF", "black", "--"),
                "adapted-recipe-self-training-labelled-shares":
                    ("the same, kept sentences in the labelled proportions of those with and without spans",
                     "tab:cyan", "-"),
+               "adapted-recipe-self-training-labelled-shares-unsure-0.99":
+                   ("the same, tags the teacher was less than 99% sure of left untagged", "tab:pink", "-"),
                "adapted-recipe-lexicon-lr-100-dropout-0.3-self-training":
                    ("zh-cws-few-labels, then self-training on unlabelled sentences", "tab:olive", "-")}
 """Each curve system's line in the figure (label, colour, dashes), in ``CURVE_SYSTEMS``' order."""

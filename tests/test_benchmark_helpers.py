@@ -243,6 +243,7 @@ def test_the_sequence_labelling_curve_trains_every_system_on_the_same_subsets(tm
         assert config.options["lexicon"] == ["cc-cedict", "train"]  # the packaged recipe's
         if config.self_training_rounds:  # the training split's other sentences, without their tags
             system += "-self-training" + ("-labelled-shares" if config.pseudo_label_shares == "labelled" else "")
+            system += f"-unsure-{config.pseudo_label_unsure_below}" if config.pseudo_label_unsure_below else ""
             assert sorted(r.text for r in [*unlabeled, *splits.train]) == sorted(r.text for r in sentences)
             assert all(r.label is None for r in unlabeled) and config.student_epochs == 2
         else:

@@ -177,6 +177,34 @@ def test_crf_log_likelihood_matches_brute_force():
     torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
     best = max(scores, key=lambda p: scores[p])
     assert tuple(crf.viterbi(emissions, mask)[0]) == best
+    # Partial labels (-1: unknown): the log of the summed probability of every path that agrees with the
+    # known tags, here B-X at 0 and O at 2; a padded second sequence in the batch changes nothing.
+    agreeing = torch.stack([scores[(1, k, 0)] for k in range(3)])
+    got = crf.log_likelihood(torch.cat([emissions, torch.randn(1, 3, 3)]), torch.tensor([[1, -1, 0], [2, -1, -100]]),
+                             torch.tensor([[True, True, True], [True, True, False]]))[0]
+    torch.testing.assert_close(got, torch.logsumexp(agreeing, 0) - log_z, rtol=1e-5, atol=1e-5)
+    everything = crf.log_likelihood(emissions, torch.tensor([[-1, -1, -1]]), mask)[0]
+    torch.testing.assert_close(everything, torch.tensor(0.0), rtol=0, atol=1e-5)  # no tag known: certain
+
+
+@pytest.mark.parametrize("crf", [False, True])
+def test_untagged_characters_teach_no_tag(tiny_model_dir, crf):
+    """A row's untagged characters: a CRF's label there is UNTAGGED (any tag the scheme allows), without
+    a CRF -100 (ignored, as padding is); the characters around keep their tags."""
+    from transformers import AutoTokenizer
+
+    from langbert.data.rows import Row
+    from langbert.tasks.token_classification import UNTAGGED
+
+    task = create_task("token-classification", {"crf": crf})
+    task.fit([Row(t, e) for t, e in NER])
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    full, partial = task.encode([Row("我在北京", [(2, 4, "LOC")]), Row("我在北京", [(2, 4, "LOC")], untagged=((1, 3),))],
+                                tok, 16)
+    tags = [full["labels"][i] for i in full["_valid"]]
+    assert [task.labels[t] for t in tags] == ["O", "O", "B-LOC", "I-LOC"]
+    unknown = UNTAGGED if crf else -100
+    assert [partial["labels"][i] for i in partial["_valid"]] == [tags[0], unknown, unknown, tags[3]]
 
 
 def test_viterbi_never_emits_o_then_i():
@@ -234,6 +262,31 @@ def test_span_jsonl_errors(tmp_path, entities, message):
     with pytest.raises(DataError, match=message) as info:
         read_span_jsonl(path)
     assert (info.value.line, info.value.field) == (2, "entities")
+
+
+@pytest.mark.parametrize("untagged,message", [([[4, 9]], "out of range"), ([[3, 5]], "overlaps span"),
+                                              ([[4, 6], [5, 6]], "overlaps"), ([4, 6], "a list of")])
+def test_span_jsonl_untagged_characters_and_their_errors(tmp_path, untagged, message):
+    good = {"text": "我在北京上海", "entities": [[2, 4, "LOC"]], "untagged": [[5, 6], [0, 1]]}
+    path = write_jsonl(tmp_path / "s.jsonl", [good, {**good, "untagged": untagged}])
+    with pytest.raises(DataError, match=message) as info:
+        read_span_jsonl(path)
+    assert (info.value.line, info.value.field) == (2, "untagged")
+    (row,) = read_span_jsonl(write_jsonl(tmp_path / "ok.jsonl", [good]))
+    assert row.untagged == ((0, 1), (5, 6)) and row.label == [(2, 4, "LOC")]
+
+
+def test_partially_tagged_training_rows_train_and_are_refused_for_scoring(tmp_path, tiny_model_dir):
+    """A training file may leave characters untagged; a dev file may not (its scores need every tag)."""
+    partial = [{"text": t, "entities": [list(s) for s in e], "untagged": [[0, 1]]} for t, e in NER if e[0][0] > 0]
+    train_file = write_jsonl(tmp_path / "train.jsonl", partial)
+    out = train(tiny_train_config(tmp_path, tiny_model_dir, train_file, dev=str(_rows(tmp_path)),
+                                  task="token-classification", crf=True, max_steps=4, eval_steps=4))
+    assert Predictor.load(out).predict(["我在北京"])
+    with pytest.raises(DataError, match="untagged characters in the dev data") as info:
+        train(tiny_train_config(tmp_path, tiny_model_dir, _rows(tmp_path), dev=str(train_file),
+                                task="token-classification", crf=True, max_steps=4, output_dir=str(tmp_path / "b")))
+    assert (info.value.path, info.value.line, info.value.field) == (str(train_file), 1, "untagged")
 
 
 def test_entity_evaluation_is_strict_and_per_type():
@@ -535,5 +588,23 @@ def test_each_prediction_says_how_sure_the_model_was_of_its_least_sure_tag(crf):
     assert task.decode([tokens], rows)[0]["score"] == round(tokens.sure, 6)
     (unscored,) = task.gather([list(windows[0])], features, rows)
     assert unscored.sure is None and "score" not in task.decode([unscored], rows)[0]
-    assert isinstance(tokens, SureTags) and task.pseudo_label(task.decode([tokens], rows)[0])[1:] == (
+    assert isinstance(tokens, SureTags) and task.pseudo_label(task.decode([tokens], rows)[0])[1:3] == (
         "with spans" if task.decode([tokens], rows)[0]["spans"] else "without spans", round(tokens.sure, 6))
+    assert tokens.each == pytest.approx(windows[0].sure[1:5])
+
+
+def test_unsure_tags_are_left_untagged_and_the_rest_rank_the_sentence():
+    from langbert.data.rows import Row
+    from langbert.tasks.token_classification import SureTags
+
+    task = create_task("token-classification", {"crf": True})
+    task.fit([Row(t, e) for t, e in NER])
+    tokens = [(0, 1, 0), (1, 2, 0), (2, 3, 1), (3, 4, 2), (4, 5, 0)]
+    output = SureTags(tokens, 0.5, [0.99, 0.5, 0.6, 0.95, 0.8])
+    predicted = {"spans": [{"start": 2, "end": 4, "type": "LOC"}], "score": 0.5}
+    assert task.pseudo_label(predicted, output) == (([(2, 4, "LOC")]), "with spans", 0.5, None)
+    judged = task.pseudo_label(predicted, output, unsure_below=0.9)
+    assert judged == ([(2, 4, "LOC")], "with spans", 0.95, ((1, 3), (4, 5)))
+    assert task.pseudo_label(predicted, output, unsure_below=1.0)[2:] == (0.0, ((0, 5),))  # nothing sure
+    with pytest.raises(ValueError, match="each token's sureness"):
+        task.pseudo_label(predicted, SureTags(tokens, 0.5), unsure_below=0.9)

@@ -107,8 +107,15 @@ def test_refusals(tmp_path, tiny_model_dir, monkeypatch):
         tiny_train_config(tmp_path, tiny_model_dir, data, unlabeled=["x.txt"])
     with pytest.raises(ConfigError, match="self-training only"):
         tiny_train_config(tmp_path, tiny_model_dir, data, pseudo_label_teacher="model+tfidf")
-    with pytest.raises(ConfigError, match="pseudo_label_shares are read by self-training only"):
+    with pytest.raises(ConfigError, match="pseudo_label_shares and pseudo_label_unsure_below are read by self-tra"):
         tiny_train_config(tmp_path, tiny_model_dir, data, pseudo_label_shares="labelled")
+    with pytest.raises(ConfigError, match="read by self-training only"):
+        tiny_train_config(tmp_path, tiny_model_dir, data, pseudo_label_unsure_below=0.9)
+    with pytest.raises(ConfigError, match=r"pseudo_label_unsure_below must be in \(0, 1\], got 1.5"):
+        tiny_train_config(tmp_path, tiny_model_dir, data, self_training_rounds=1, pseudo_label_unsure_below=1.5)
+    with pytest.raises(ConfigError, match="task 'text-classification' gives one label per text"):
+        train(tiny_train_config(tmp_path, tiny_model_dir, data, self_training_rounds=1, pseudo_label_unsure_below=0.9),
+              unlabeled=[Row(text="好")])
     with pytest.raises(ConfigError, match="pseudo_label_fraction"):
         tiny_train_config(tmp_path, tiny_model_dir, data, self_training_rounds=1, pseudo_label_fraction=0)
     with pytest.raises(ConfigError, match="needs unlabelled texts"):
@@ -268,7 +275,38 @@ def test_students_can_learn_the_teachers_probabilities_instead_of_its_labels(tmp
         tiny_train_config(tmp_path, tiny_model_dir, data, pseudo_label_targets="probabilities")
 
 
-def test_sequence_labelling_students_learn_the_teachers_surest_sentences(tmp_path, tiny_model_dir):
+def _partial_labels(tmp_path, config, out, pool, teacher, monkeypatch):
+    """With pseudo_label_unsure_below, the kept sentences' tokens the teacher was less sure of reach the
+    student untagged, the sentences ranked by their least sure tag among the others."""
+    import statistics
+
+    from langbert.data.rows import Row
+    from langbert.tasks.forward import forward_batches
+    from langbert.training import self_training
+
+    outputs = forward_batches(teacher.task, teacher.model, teacher.tokenizer, [Row(t) for t in pool],
+                              teacher.max_length)
+    below = statistics.median(p for o in outputs for p in o.each)  # half the tags untagged
+    judged = [teacher.task.pseudo_label(p, o, below) for p, o in zip(teacher.predict(pool), outputs)]
+    kept = select_confident([(j.group, j.confidence) for j in judged], 0.4)
+    seen = []
+    real = self_training._finished_or_train
+    monkeypatch.setattr(self_training, "_finished_or_train", lambda c, cb, splits, u: seen.append(splits.train)
+                        or real(c, cb, splits, u))
+    shutil.copytree(out / "self-training" / "round-0", tmp_path / "partial" / "self-training" / "round-0")
+    partial = train(dataclasses.replace(config, output_dir=str(tmp_path / "partial"), pseudo_label_unsure_below=below),
+                    unlabeled=[Row(t) for t in pool])
+    (record,) = json.loads((partial / "langbert.json").read_text())["self_training"]
+    untagged = {pool[i]: judged[i].untagged for i in kept}
+    assert 0 < record["untagged_characters"] == sum(e - s for u in untagged.values() for s, e in u or ())
+    assert record["untagged_characters"] < record["characters"] == sum(len(t) for t in untagged)
+    assert record["lowest_confidence_kept"] == pytest.approx(min(judged[i].confidence for i in kept), abs=1e-6)
+    students = [r for r in seen[-1] if r.text in untagged]
+    assert {r.text: r.untagged for r in students} == untagged
+    assert Predictor.load(partial).predict(pool[:2])
+
+
+def test_sequence_labelling_students_learn_the_teachers_surest_sentences(tmp_path, tiny_model_dir, monkeypatch):
     """Token classification: the teacher tags every unlabelled sentence, the surest (by their least sure tag)
     are kept with all their predicted spans, as many with spans as without, and the student trains on them
     beside the labelled ones."""
@@ -286,9 +324,9 @@ def test_sequence_labelling_students_learn_the_teachers_surest_sentences(tmp_pat
     teacher = Predictor.load(record["teacher"])
     predicted = teacher.predict(pool)
     judged = [teacher.task.pseudo_label(p) for p in predicted]
-    assert [group for _, group, _ in judged].count("without spans") == 3  # the model found every name
-    kept = select_confident([(group, sure) for _, group, sure in judged], 0.4)
-    assert record["lowest_confidence_kept"] == pytest.approx(min(judged[i][2] for i in kept), abs=1e-6)
+    assert [j.group for j in judged].count("without spans") == 3  # the model found every name
+    kept = select_confident([(j.group, j.confidence) for j in judged], 0.4)
+    assert record["lowest_confidence_kept"] == pytest.approx(min(judged[i].confidence for i in kept), abs=1e-6)
     assert 0 < record["lowest_confidence_kept"] <= 1
     meta = json.loads((out / "langbert.json").read_text())
     assert meta["data"]["rows"]["train"] == len(NER) + 4
@@ -302,6 +340,7 @@ def test_sequence_labelling_students_learn_the_teachers_surest_sentences(tmp_pat
     (record,) = json.loads((shared / "langbert.json").read_text())["self_training"]
     assert record["pseudo_labels"] == {"with spans": 4} and record["labelled_shares"] == {"with spans": 1.0}
     assert record["teacher"] == str(tmp_path / "shares" / "self-training" / "round-0")  # reused, not retrained
+    _partial_labels(tmp_path, config, out, pool, teacher, monkeypatch)
     with pytest.raises(ConfigError, match="pseudo_label_targets probabilities read probabilities over one label"):
         train(dataclasses.replace(config, output_dir=str(tmp_path / "soft"), pseudo_label_targets="probabilities"),
               unlabeled=[Row(t) for t in pool])

@@ -21,13 +21,17 @@ class Row:
     probabilities: tuple[tuple[str, float], ...] | None = None
     """A teacher's (label, probability) pairs for this text: the target a self-training student learns
     in place of the one-hot label (``pseudo_label_targets: probabilities``); ``label`` is their likeliest."""
+    untagged: tuple[tuple[int, int], ...] | None = None
+    """Character ranges (start, end) of ``text`` whose tags are not known, the rest tagged by ``label``'s
+    spans (partial labels: where a self-training teacher was unsure, ``pseudo_label_unsure_below``)."""
 
 
 def fingerprint(rows: Iterable[Row]) -> str:
     """A stable hash of the content (not the order of files on disk), stored with every model."""
     digest = hashlib.sha256()
     for row in rows:
-        content = [row.text, row.pair, row.label, *([row.probabilities] if row.probabilities else [])]
+        content = [row.text, row.pair, row.label, *([row.probabilities] if row.probabilities else []),
+                   *([row.untagged] if row.untagged else [])]
         digest.update(json.dumps(content, ensure_ascii=False).encode("utf-8"))
         digest.update(b"\n")
     return digest.hexdigest()[:16]

@@ -60,8 +60,10 @@ def read_conll(path: str | Path, scheme: str = "BIO", strict: bool = False) -> t
 
 
 def read_span_jsonl(path: str | Path, text_field: str = "text", spans_field: str = "entities",
-                    label_required: bool = True) -> list[Row]:
-    """``{"text": ..., "entities": [[start, end, label], ...]}`` with character offsets, end exclusive."""
+                    label_required: bool = True, untagged_field: str = "untagged") -> list[Row]:
+    """``{"text": ..., "entities": [[start, end, label], ...]}`` with character offsets, end exclusive;
+    ``"untagged": [[start, end], ...]`` marks characters whose tags are not known (partial annotation:
+    training learns the others, ``Row.untagged``)."""
     path = Path(path)
     rows = []
     for n, record in jsonl_records(read_text(path), path):
@@ -73,10 +75,32 @@ def read_span_jsonl(path: str | Path, text_field: str = "text", spans_field: str
             spans = _check_spans(record[spans_field], text, str(path), n, spans_field)
         elif label_required:
             raise DataError("missing spans", str(path), n, spans_field)
-        rows.append(Row(text=text, label=spans, source=str(path), line=n))
+        untagged = None
+        if untagged_field in record:
+            untagged = _check_untagged(record[untagged_field], text, spans or [], str(path), n, untagged_field)
+        rows.append(Row(text=text, label=spans, source=str(path), line=n, untagged=untagged))
     if not rows:
         raise DataError("no rows (the file is empty)", str(path))
     return rows
+
+
+def _check_untagged(raw: object, text: str, spans: list[Span], src: str, line: int,
+                    field: str) -> tuple[tuple[int, int], ...]:
+    """[[start, end], ...] in range, apart from each other and from the spans (whose characters are tagged)."""
+    if not isinstance(raw, list) or not all(isinstance(r, list) and len(r) == 2 and all(type(x) is int for x in r)
+                                            for r in raw):
+        raise DataError(f"expected a list of [start, end], got {raw!r}", src, line, field)
+    ranges = sorted((s, e) for s, e in raw)
+    for s, e in ranges:
+        if not 0 <= s < e <= len(text):
+            raise DataError(f"[{s}, {e}] is out of range for a text of {len(text)} characters", src, line, field)
+        tagged = next((sp for sp in spans if sp[0] < e and s < sp[1]), None)
+        if tagged is not None:
+            raise DataError(f"[{s}, {e}] overlaps span {list(tagged)}, whose characters are tagged", src, line, field)
+    for a, b in zip(ranges, ranges[1:]):
+        if b[0] < a[1]:
+            raise DataError(f"[{b[0]}, {b[1]}] overlaps [{a[0]}, {a[1]}]", src, line, field)
+    return tuple(ranges) or None
 
 
 def _check_spans(raw: object, text: str, src: str, line: int, field: str) -> list[Span]:

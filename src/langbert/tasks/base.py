@@ -11,7 +11,7 @@ import dataclasses
 
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Any, ClassVar, Sequence
+from typing import Any, ClassVar, NamedTuple, Sequence
 
 import numpy as np
 
@@ -22,6 +22,18 @@ from ..evaluation import Report
 from .adapter_folders import base_model_of, is_adapter, load_adapter
 from .hf_auto import base_config_class, register_saved
 from .options import TaskOptions
+
+
+class PseudoLabel(NamedTuple):
+    """Self-training's reading of one prediction (``Task.pseudo_label``)."""
+    label: Any
+    """What a student learns."""
+    group: str
+    """Whose share of the kept predictions it competes for (``select_confident``)."""
+    confidence: float
+    """How sure the model was: the surest are kept."""
+    untagged: tuple[tuple[int, int], ...] | None = None
+    """Character ranges left untagged (``Row.untagged``), where the model was unsure of its tags."""
 
 
 class Task(ABC):
@@ -44,6 +56,9 @@ class Task(ABC):
     consistency training on unlabelled texts (``consistency_weight``: a few replaced tokens should not change
     the answer, where a tag per token would change with its token) and a teacher's probabilities as
     self-training targets apply."""
+    partial_labels: ClassVar[bool] = False
+    """A row may leave parts of its text untagged (``Row.untagged``) and train on the rest: self-training
+    can keep a sentence's sure tags without its unsure ones (``pseudo_label_unsure_below``)."""
     windowed: ClassVar[bool] = False
     """Long texts are cut into overlapping windows rather than truncated."""
     Options: ClassVar[type[TaskOptions]] = TaskOptions
@@ -126,11 +141,13 @@ class Task(ABC):
     def decode(self, outputs: Any, rows: Sequence[Row]) -> list[dict[str, Any]]:
         """Outputs of ``gather`` -> what a user reads, one dict per row."""
 
-    def pseudo_label(self, predicted: dict[str, Any]) -> tuple[Any, str, float]:
-        """Self-training: from one prediction of ``decode``, the label a student learns, the group whose share
-        of the kept predictions it competes for (``select_confident``), and how sure the model was. By
-        default the predicted class is both the label and the group."""
-        return predicted["label"], self.pseudo_label_group(predicted["label"]), predicted["score"]
+    def pseudo_label(self, predicted: dict[str, Any], output: Any = None,
+                     unsure_below: float | None = None) -> PseudoLabel:
+        """Self-training: from one prediction of ``decode`` (and ``output``, what ``gather`` gave for it), the
+        label a student learns, the group whose share of the kept predictions it competes for, and how sure
+        the model was; ``unsure_below``: where the task has ``partial_labels``, the parts the model was less
+        sure of go untagged. By default the predicted class is both the label and the group."""
+        return PseudoLabel(predicted["label"], self.pseudo_label_group(predicted["label"]), predicted["score"])
 
     def pseudo_label_group(self, label: Any) -> str:
         """The self-training group of a label (a pseudo-label's or a labelled row's, so that the kept

@@ -59,8 +59,16 @@ class CRF(nn.Module):
         return self.start + start_mask, self.transitions + trans_mask, self.end + end_mask
 
     def log_likelihood(self, emissions: torch.Tensor, tags: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """Per-sequence log p(tags | emissions). emissions (B, T, K), tags (B, T), mask (B, T) bool."""
-        return self._gold_score(emissions, tags, mask) - self._log_partition(emissions, mask)
+        """Per-sequence log p(tags | emissions). emissions (B, T, K), tags (B, T), mask (B, T) bool.
+
+        A tag < 0 within the mask is unknown (partial labels): the likelihood sums over every tag sequence
+        that agrees with the known tags, as the forward algorithm over emissions where a known position
+        allows only its tag (Tsuboi et al., COLING 2008)."""
+        unknown = (tags < 0) & mask
+        if not unknown.any():
+            return self._gold_score(emissions, tags, mask) - self._log_partition(emissions, mask)
+        allowed = unknown.unsqueeze(-1) | nn.functional.one_hot(tags.clamp(min=0), emissions.shape[-1]).bool()
+        return self._log_partition(emissions.masked_fill(~allowed, NEG), mask) - self._log_partition(emissions, mask)
 
     def _gold_score(self, emissions: torch.Tensor, tags: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         start, trans, end = self._scores()

@@ -33,7 +33,7 @@ from ..data.spans import (ERROR_KINDS, DecodeStats, close_at_edges, join_tag, sp
 from ..errors import DataError
 from ..evaluation import Report
 from ..evaluation.seen_spans import SeenSpans, seen_recall
-from .base import Task, model_class_for, register_task
+from .base import PseudoLabel, Task, model_class_for, register_task
 from .crf import CRF
 from .options import TokenClassificationOptions
 from .heads import from_pretrained_for_finetuning
@@ -47,6 +47,9 @@ SEEN_FILE = "training_spans.digests"
 LEXICON_KEY = "langbert_lexicon"
 CRF_KEY = "langbert_crf"
 NGRAM_KEY = "langbert_ngrams"
+UNTAGGED = -1
+"""The label of a token whose tag is unknown (a row's ``untagged`` characters) for a CRF, which sums over
+every tag there; without a CRF such a token is ignored (-100), as padding is."""
 
 
 def _crf_keys_expected(config: Any) -> type:
@@ -184,6 +187,7 @@ class TokenClassification(Task):
     default_metric = "entity_f1"
     windowed = True
     self_training = True
+    partial_labels = True
     Options = TokenClassificationOptions
 
     def __init__(self, options: TokenClassificationOptions | None = None, labels: Sequence[str] | None = None,
@@ -256,6 +260,9 @@ class TokenClassification(Task):
     def check(self, rows: Sequence[Row], split: str) -> None:
         known = set(self.types)
         for row in rows:
+            if row.untagged and split != "train":
+                raise DataError(f"untagged characters in the {split} data: scores need every tag (partial rows "
+                                "belong in the training data)", row.source, row.line, "untagged")
             unseen = sorted({kind for _, _, kind in (row.label or []) if kind not in known})
             if unseen:
                 raise DataError(f"type(s) {unseen} in the {split} data were never seen in training (known: {self.types})",
@@ -430,8 +437,10 @@ class TokenClassification(Task):
                 char_tags = spans_to_tags(len(row.text), row.label, self.scheme)
                 labels = [-100] * len(offsets)
                 window_tags = close_at_edges([self._token_tag(char_tags, *offsets[i]) for i in valid], self.scheme)
+                unknown = {c for s, e in row.untagged or () for c in range(s, e)}
                 for i, tag in zip(valid, window_tags):
-                    labels[i] = label_ids[tag]
+                    known = unknown.isdisjoint(range(*offsets[i]))
+                    labels[i] = label_ids[tag] if known else UNTAGGED if self.crf else -100
                 item["labels"] = labels
             features.append(item)
         return features
@@ -492,7 +501,8 @@ class TokenClassification(Task):
                     best[feature["_row"]][start] = (centrality, end, int(tags[i]), None if sure is None else sure[i])
         scored = all(hasattr(tags, "sure") for tags in results)
         return [SureTags([(s, e, t) for s, (_, e, t, _) in sorted(b.items())],
-                         min((p for *_, p in b.values()), default=1.0) if scored else None) for b in best]
+                         min((p for *_, p in b.values()), default=1.0) if scored else None,
+                         [p for _, (*_, p) in sorted(b.items())] if scored else None) for b in best]
 
     def spans(self, tokens: list[tuple[int, int, int]], stats: DecodeStats | None = None,
               strict: bool = False) -> list[tuple[int, int, str]]:
@@ -509,13 +519,22 @@ class TokenClassification(Task):
                             **({"score": round(sure, 6)} if sure is not None else {})})
         return results
 
-    def pseudo_label(self, predicted: dict[str, Any]) -> tuple[Any, str, float]:
+    def pseudo_label(self, predicted: dict[str, Any], output: Any = None,
+                     unsure_below: float | None = None) -> PseudoLabel:
         """The predicted spans, ranked by the sentence's least sure token; sentences with spans and those
         without are two groups that share the kept count (equally, or as the labelled sentences do), for a
         tagger is surest where it finds nothing (an NER model that misses names would otherwise teach mostly
-        sentences without any)."""
+        sentences without any). With ``unsure_below``, the tokens (of ``output``, ``gather``'s for this
+        sentence) the model was less sure of are left untagged and the ranking reads the others: a
+        sentence's one doubtful name no longer rules out, or gets taught as, its other tags."""
         spans = [(s["start"], s["end"], s["type"]) for s in predicted["spans"]]
-        return spans, self.pseudo_label_group(spans), predicted["score"]
+        if unsure_below is None:
+            return PseudoLabel(spans, self.pseudo_label_group(spans), predicted["score"])
+        if getattr(output, "each", None) is None:
+            raise ValueError("pseudo_label with unsure_below reads each token's sureness: give gather's output")
+        unsure = [(s, e) for (s, e, _), p in zip(output, output.each) if p < unsure_below]
+        sure = [p for p in output.each if p >= unsure_below]
+        return PseudoLabel(spans, self.pseudo_label_group(spans), min(sure, default=0.0), _merged(unsure))
 
     def pseudo_label_group(self, label: Any) -> str:
         return "with spans" if label else "without spans"
@@ -604,11 +623,23 @@ class TokenClassification(Task):
 
 class SureTags(list):
     """Tags (per position from ``unbatch``, (start, end, tag id) per token from ``gather``) with ``sure``:
-    how sure the model was of each position's tag, or of a row's least sure token (None: not known)."""
+    how sure the model was of each position's tag, or of a row's least sure token (None: not known), and
+    for a row ``each`` token's."""
 
-    def __init__(self, tags: Sequence[Any], sure: Any):
+    def __init__(self, tags: Sequence[Any], sure: Any, each: Sequence[float] | None = None):
         super().__init__(tags)
-        self.sure = sure
+        self.sure, self.each = sure, each
+
+
+def _merged(ranges: Sequence[tuple[int, int]]) -> tuple[tuple[int, int], ...]:
+    """Sorted (start, end) ranges with touching ones joined."""
+    out: list[tuple[int, int]] = []
+    for s, e in ranges:
+        if out and s <= out[-1][1]:
+            out[-1] = (out[-1][0], max(e, out[-1][1]))
+        else:
+            out.append((s, e))
+    return tuple(out)
 
 
 def _trained_copy(module: Any) -> Any:
@@ -640,7 +671,7 @@ def _crf_inputs(logits: torch.Tensor, labels: torch.Tensor | None, attention_mas
     emissions = logits[:, 1:]
     if labels is not None:
         mask = labels[:, 1:] != -100
-        tags = labels[:, 1:].clamp(min=0)
+        tags = labels[:, 1:].clamp(min=UNTAGGED)  # padding clamps to UNTAGGED too, outside the mask
     else:
         mask = attention_mask[:, 1:].bool().clone()
         lengths = mask.sum(1)  # drop the final [SEP] of each window

@@ -7,12 +7,13 @@ round after it predicts every unlabelled text with the previous round's model, k
 ``pseudo_label_fraction`` it is most confident of (the same number for each label, so a model that leans
 to one label does not teach only that one, or with ``pseudo_label_shares: labelled`` the labelled rows'
 proportions; for token classification the sentences whose least sure tag is surest, each with all its
-predicted spans), and fine-tunes a fresh copy of ``config.model`` on the
-labelled rows plus those (their labels, or with ``pseudo_label_targets: probabilities`` the teacher's
-probabilities, the soft targets of knowledge distillation). The last round writes ``config.output_dir``;
-earlier rounds are kept under its ``self-training/`` folder, and a finished round is reused on a rerun, so a
-run stopped between rounds goes on from the last one that finished. ``langbert.json`` records what every round
-kept and how sure the teacher was.
+predicted spans, or with ``pseudo_label_unsure_below`` its sure tags only, the unsure ones left untagged),
+and fine-tunes a fresh copy of ``config.model`` on the labelled rows plus those (their labels, or with
+``pseudo_label_targets: probabilities`` the teacher's probabilities, the soft targets of knowledge
+distillation). The last round writes ``config.output_dir``; earlier rounds are kept under its
+``self-training/`` folder, and a finished round is reused on a rerun, so a run stopped between rounds goes on
+from the last one that finished. ``langbert.json`` records what every round kept and how sure the teacher
+was.
 
 Pseudo-labels are as wrong as the teacher that makes them; keeping only the surest share is what makes them
 worth more than they cost (Yarowsky 1995; "Self-training Improves Pre-training for Natural Language
@@ -44,7 +45,7 @@ from .unlabeled import unlabeled_pool
 logger = logging.getLogger(__name__)
 
 SELF_TRAINING_SETTINGS = ("unlabeled", "self_training_rounds", "pseudo_label_fraction", "pseudo_label_teacher",
-                          "student_epochs", "pseudo_label_targets", "pseudo_label_shares")
+                          "student_epochs", "pseudo_label_targets", "pseudo_label_shares", "pseudo_label_unsure_below")
 
 
 def select_confident(predicted: Sequence[tuple[str, float]], fraction: float,
@@ -99,6 +100,10 @@ def self_train(config: TrainConfig, callbacks: Sequence[Any] = (), splits: Split
             raise ConfigError(f"pseudo_label_teacher {config.pseudo_label_teacher}: TF-IDF reads single texts, "
                               "these rows are pairs")
         second_view = _tfidf_probabilities(splits.train, unlabeled, task.labels, config.seed)
+    unsure_below = config.pseudo_label_unsure_below
+    if unsure_below is not None and not task.partial_labels:
+        raise ConfigError(f"pseudo_label_unsure_below leaves a text's unsure tags out; task '{task.name}' gives one "
+                          "label per text (leave it unset)")
     if config.pseudo_label_shares == "labelled" and not labelled:
         raise ConfigError("pseudo_label_shares labelled reads the labelled rows' proportions; method zero-shot "
                           "has none (leave it equal)")
@@ -114,22 +119,25 @@ def self_train(config: TrainConfig, callbacks: Sequence[Any] = (), splits: Split
     rounds = []
     for n in range(1, config.self_training_rounds + 1):
         teacher = read_metadata(folder)
-        predicted = _predict(folder, teacher, unlabeled, config)
+        outputs, predicted = _predict(folder, teacher, unlabeled, config)
         if second_view is not None:
             predicted = [_averaged(p, q) for p, q in zip(predicted, second_view)]
-        judged = [task.pseudo_label(p) for p in predicted]  # (label, group, confidence)
-        keep = select_confident([(group, sure) for _, group, sure in judged], config.pseudo_label_fraction, shares)
-        pseudo = [dataclasses.replace(unlabeled[i], label=judged[i][0],
+        judged = [task.pseudo_label(p, o, unsure_below) for p, o in zip(predicted, outputs)]
+        keep = select_confident([(j.group, j.confidence) for j in judged], config.pseudo_label_fraction, shares)
+        pseudo = [dataclasses.replace(unlabeled[i], label=judged[i].label, untagged=judged[i].untagged,
                                       probabilities=tuple(predicted[i]["probabilities"].items()) if soft else None)
                   for i in keep]
-        counts = dict(sorted(Counter(judged[i][1] for i in keep).items()))
+        counts = dict(sorted(Counter(judged[i].group for i in keep).items()))
+        untagged = sum(e - s for i in keep for s, e in judged[i].untagged or ())
         rounds.append({"round": n, "teacher": str(folder), "teacher_dev": teacher["metrics"].get("dev"),
                        "labelled_by": config.pseudo_label_teacher,
                        **({"tfidf_fitted_on": tfidf_rows} if second_view is not None else {}),
                        "targets": config.pseudo_label_targets,
                        "unlabeled": len(unlabeled), "pseudo_labels": counts,
                        **({"labelled_shares": {k: round(v, 4) for k, v in shares.items()}} if shares else {}),
-                       "lowest_confidence_kept": round(min(judged[i][2] for i in keep), 6)})
+                       "lowest_confidence_kept": round(min(judged[i].confidence for i in keep), 6),
+                       **({"unsure_below": unsure_below, "untagged_characters": untagged,
+                           "characters": sum(len(unlabeled[i].text) for i in keep)} if unsure_below else {})})
         logger.info("self-training round %d/%d: %d of %d unlabelled texts kept as %s", n,
                     config.self_training_rounds, len(pseudo), len(unlabeled), counts)
         if task.single_label and len(counts) < len(task.labels):
@@ -178,9 +186,9 @@ def _averaged(predicted: dict[str, Any], other: dict[str, float]) -> dict[str, A
 
 
 def _predict(folder: Path, metadata: dict[str, Any], rows: Sequence[Row],
-             config: TrainConfig) -> list[dict[str, Any]]:
-    """The predictions for ``rows`` of the model in ``folder`` (``metadata``: its ``langbert.json``), read as
-    training reads: on the accelerator, bf16 where it is."""
+             config: TrainConfig) -> tuple[Any, list[dict[str, Any]]]:
+    """What the model in ``folder`` (``metadata``: its ``langbert.json``) makes of ``rows``, read as training
+    reads (on the accelerator, bf16 where it is): its task's ``gather`` outputs and their ``decode``."""
     import torch
     from transformers import AutoTokenizer
 
@@ -189,4 +197,4 @@ def _predict(folder: Path, metadata: dict[str, Any], rows: Sequence[Row],
     tokenizer = AutoTokenizer.from_pretrained(str(folder))
     outputs = forward_batches(task, model, tokenizer, rows, int(metadata["max_length"]), config.eval_batch_size,
                               bf16=use_bf16(config.bf16))
-    return task.decode(outputs, rows)
+    return outputs, task.decode(outputs, rows)
