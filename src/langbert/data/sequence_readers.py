@@ -85,8 +85,9 @@ def read_span_jsonl(path: str | Path, text_field: str = "text", spans_field: str
 
 
 def _check_untagged(raw: object, text: str, spans: list[Span], src: str, line: int,
-                    field: str) -> tuple[tuple[int, int], ...]:
-    """[[start, end], ...] in range, apart from each other and from the spans (whose characters are tagged)."""
+                    field: str) -> tuple[tuple[int, int], ...] | None:
+    """[[start, end], ...] in range, apart from each other and from the spans (whose characters are tagged);
+    None where the list is empty."""
     if not isinstance(raw, list) or not all(isinstance(r, list) and len(r) == 2 and all(type(x) is int for x in r)
                                             for r in raw):
         raise DataError(f"expected a list of [start, end], got {raw!r}", src, line, field)

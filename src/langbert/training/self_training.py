@@ -137,7 +137,8 @@ def self_train(config: TrainConfig, callbacks: Sequence[Any] = (), splits: Split
                        **({"labelled_shares": {k: round(v, 4) for k, v in shares.items()}} if shares else {}),
                        "lowest_confidence_kept": round(min(judged[i].confidence for i in keep), 6),
                        **({"unsure_below": unsure_below, "untagged_characters": untagged,
-                           "characters": sum(len(unlabeled[i].text) for i in keep)} if unsure_below else {})})
+                           "characters": sum(len(unlabeled[i].text) for i in keep)} if unsure_below is not None
+                          else {})})
         logger.info("self-training round %d/%d: %d of %d unlabelled texts kept as %s", n,
                     config.self_training_rounds, len(pseudo), len(unlabeled), counts)
         if task.single_label and len(counts) < len(task.labels):
