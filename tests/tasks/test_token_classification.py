@@ -267,6 +267,8 @@ def test_span_jsonl_errors(tmp_path, entities, message):
 @pytest.mark.parametrize("untagged,message", [([[4, 9]], "out of range"), ([[3, 5]], "overlaps span"),
                                               ([[4, 6], [5, 6]], "overlaps"), ([4, 6], "a list of")])
 def test_span_jsonl_untagged_characters_and_their_errors(tmp_path, untagged, message):
+    from langbert.data.rows import Row
+
     good = {"text": "我在北京上海", "entities": [[2, 4, "LOC"]], "untagged": [[5, 6], [0, 1]]}
     path = write_jsonl(tmp_path / "s.jsonl", [good, {**good, "untagged": untagged}])
     with pytest.raises(DataError, match=message) as info:
@@ -274,6 +276,8 @@ def test_span_jsonl_untagged_characters_and_their_errors(tmp_path, untagged, mes
     assert (info.value.line, info.value.field) == (2, "untagged")
     (row,) = read_span_jsonl(write_jsonl(tmp_path / "ok.jsonl", [good]))
     assert row.untagged == ((0, 1), (5, 6)) and row.label == [(2, 4, "LOC")]
+    summary = create_task("token-classification").label_summary([row, Row("我在上海", [(2, 4, "LOC")])])
+    assert summary == {"labels": {"LOC": 2}, "untagged": {"rows": 1, "characters": 2}}
 
 
 def test_partially_tagged_training_rows_train_and_are_refused_for_scoring(tmp_path, tiny_model_dir):

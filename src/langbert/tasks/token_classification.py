@@ -257,6 +257,15 @@ class TokenClassification(Task):
         if self.options.lexicon:
             self.lexicon = build_lexicon(self.options.lexicon, rows, self.options.lexicon_folds)
 
+    def label_summary(self, rows: Sequence[Row]) -> dict[str, Any]:
+        """Spans per type, and where rows leave characters untagged, how many rows and characters."""
+        summary = super().label_summary(rows)
+        partial = [r for r in rows if r.untagged]
+        if partial:
+            summary["untagged"] = {"rows": len(partial),
+                                   "characters": sum(e - s for r in partial for s, e in r.untagged)}
+        return summary
+
     def check(self, rows: Sequence[Row], split: str) -> None:
         known = set(self.types)
         for row in rows:
