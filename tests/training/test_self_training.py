@@ -83,8 +83,13 @@ def test_each_round_learns_from_the_previous_ones_surest_labels(self_trained):
     assert [p["label"] for p in Predictor.load(out).predict([t for t, _ in SENTIMENT])] == [l for _, l in SENTIMENT]
 
 
-def test_a_rerun_reuses_the_rounds_that_finished(self_trained, caplog):
+def test_a_rerun_reuses_the_rounds_that_finished(self_trained, caplog, monkeypatch):
+    from langbert.tasks.sequence_classification import TextClassification
+
     config, out = self_trained
+    # and a task whose own pseudo_label predates partial labels (one argument, a plain 3-tuple) still works
+    monkeypatch.setattr(TextClassification, "pseudo_label",
+                        lambda self, predicted: (predicted["label"], predicted["label"], predicted["score"]))
     first = (out / "self-training" / "round-1" / "model.safetensors").stat().st_mtime_ns
     (out / "langbert.json").unlink()  # as if stopped during the last round
     older = out / "self-training" / "round-1" / "langbert.json"  # written before a setting existed

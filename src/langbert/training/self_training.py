@@ -37,6 +37,7 @@ from ..errors import ConfigError
 from ..evaluation.baselines import fit_tfidf_logreg
 from ..kernels.hardware import use_bf16
 from ..tasks import task_from_state
+from ..tasks.base import PseudoLabel
 from ..tasks.forward import forward_batches
 from .finetune import prepare_task
 from .finetune import train as train_once
@@ -122,7 +123,9 @@ def self_train(config: TrainConfig, callbacks: Sequence[Any] = (), splits: Split
         outputs, predicted = _predict(folder, teacher, unlabeled, config)
         if second_view is not None:
             predicted = [_averaged(p, q) for p, q in zip(predicted, second_view)]
-        judged = [task.pseudo_label(p, o, unsure_below) for p, o in zip(predicted, outputs)]
+        # A task's own pseudo_label written before partial labels takes one prediction and gives a 3-tuple.
+        judged = [PseudoLabel(*(task.pseudo_label(p) if unsure_below is None else
+                                task.pseudo_label(p, o, unsure_below))) for p, o in zip(predicted, outputs)]
         keep = select_confident([(j.group, j.confidence) for j in judged], config.pseudo_label_fraction, shares)
         pseudo = [dataclasses.replace(unlabeled[i], label=judged[i].label, untagged=judged[i].untagged,
                                       probabilities=tuple(predicted[i]["probabilities"].items()) if soft else None)
