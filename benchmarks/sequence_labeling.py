@@ -235,6 +235,12 @@ def main() -> None:
                    help="instead of training: recall of the zh-cws test words unseen in training, per part of speech "
                         "(zh-pos tags the same sentences), for the neural row ROW (its first seed's saved model) and "
                         "the classical CRF with --lexicon, stored in both rows as oov_recall_by_pos")
+    p.add_argument("--teacher-sureness", default=None, metavar="FOLDER",
+                   help="instead of training: how sure the learning-curve model in FOLDER (its run on subset --seeds "
+                        "of --sizes sentences of the first of --datasets) is of its tags on --probe-sentences of the "
+                        "training split's other sentences, against their own tags, and what a self-training round "
+                        "would teach with and without its unsure tags (printed as JSON, no row)")
+    p.add_argument("--probe-sentences", type=int, default=3000, help="--teacher-sureness: how many sentences")
     p.add_argument("--encoder-hardware", default=None,
                    help="where --adapted was pretrained, if not on this machine's CPU (e.g. 'NVIDIA H200'): its "
                         "rows are named <system>-gpu-encoder and say so, reported beside the CPU-only rows")
@@ -252,6 +258,9 @@ def main() -> None:
         return rescore_oov(work)
     if args.unseen_words_by_pos:
         return unseen_words_by_pos(work, args.unseen_words_by_pos, args.lexicon)
+    if args.teacher_sureness:
+        return print(json.dumps(teacher_sureness(args.teacher_sureness, args.datasets[0], args.sizes[0], args.seeds[0],
+                                                 args.probe_sentences), indent=1))
     extra = {**({"seed": args.seeds[0]} if len(args.seeds) == 1 else {}), "epochs": args.epochs, "train_samples": "all",
              "learning_rate": args.learning_rate, "embedding_lr_scale": args.embedding_lr_scale,
              **({"layer_lr_decay": args.layer_lr_decay} if args.layer_lr_decay != 1 else {}),
@@ -555,6 +564,76 @@ def rescore_oov(work: Path) -> None:
                      oov_command=command_line())
             write_rows("sequence_labeling", rows)
             print(r["dataset"], r["system"], {k: r[k] for k in (*SEEN_RECALL, "oov_rate")}, flush=True)
+
+
+def teacher_sureness(folder: str, dataset: str, n: int, seed: int, sentences: int,
+                     thresholds: Sequence[float] = (0.9, 0.95, 0.99, 0.999)) -> dict:
+    """How sure a learning-curve model (``folder``: its run on subset ``seed`` of ``n`` sentences) is of the
+    tags it gives ``sentences`` of the training split's other sentences, against their own tags: per
+    threshold, the share of its tags below it and of its wrong tags and missed name characters among those;
+    and what one self-training round in the labelled proportions (``SELF_TRAINING``'s fraction) would teach,
+    every kept tag or only those at or above each threshold (``pseudo_label_unsure_below``). Printed, not
+    a row: it explains the self-training rows, it does not compare systems."""
+    from langbert import Predictor
+    from langbert.data.spans import spans_to_tags
+    from langbert.tasks.forward import forward_batches
+    from langbert.training.self_training import labelled_shares, select_confident
+
+    splits = get_builtin(dataset).load().splits
+    few = random.Random(seed).sample(splits["train"], n)  # the curve's subset
+    labelled = {id(r) for r in few}
+    rest = [r for r in splits["train"] if id(r) not in labelled]
+    pool = random.Random(1).sample(rest, min(sentences, len(rest)))
+    teacher = Predictor.load(folder, unpadded=False)
+    task, rows = teacher.task, [Row(r.text) for r in pool]
+    outputs = forward_batches(task, teacher.model, teacher.tokenizer, rows, teacher.max_length)
+    predicted = task.decode(outputs, rows)
+    gold = [spans_to_tags(len(r.text), r.label, task.scheme) for r in pool]
+    tokens = [(task.labels[t], g[s], p) for o, g in zip(outputs, gold) for (s, _, t), p in zip(o, o.each)]
+    shares, fraction = labelled_shares(task, few), SELF_TRAINING["pseudo_label_fraction"]
+    taught = {}
+    for below in (None, *thresholds):
+        judged = [task.pseudo_label(p, o, below) for p, o in zip(predicted, outputs)]
+        keep = select_confident([(j.group, j.confidence) for j in judged], fraction, shares)
+        taught["every tag" if below is None else f"tags at or above {below}"] = taught_tags(
+            [spans_to_tags(len(pool[i].text), judged[i].label, task.scheme) for i in keep], [gold[i] for i in keep],
+            [judged[i].untagged for i in keep])
+    return {"teacher": folder, "sentences": len(pool), **sureness_by_threshold(tokens, thresholds),
+            "kept_sentences": len(keep), "taught": taught}
+
+
+def sureness_by_threshold(tokens: Sequence[tuple[str, str, float]], thresholds: Sequence[float]) -> dict:
+    """From (predicted tag, gold tag, sureness) per token: how many tags, wrong ones and name characters
+    tagged "O", and per threshold the share of the tags below it and of the wrong and missed ones there."""
+    wrong = [p != g for p, g, _ in tokens]
+    missed = [p == "O" and g != "O" for p, g, _ in tokens]
+    table = {"tags": len(tokens), "wrong": sum(wrong), "missed_name_tags": sum(missed)}
+    for t in thresholds:
+        below = [sure < t for *_, sure in tokens]
+        table[f"below {t}"] = {
+            "share_of_tags": round(sum(below) / max(1, len(tokens)), 4),
+            "share_of_wrong": round(sum(b and w for b, w in zip(below, wrong)) / max(1, sum(wrong)), 4),
+            "share_of_missed_names": round(sum(b and m for b, m in zip(below, missed)) / max(1, sum(missed)), 4)}
+    return table
+
+
+def taught_tags(predicted: Sequence[Sequence[str]], gold: Sequence[Sequence[str]],
+                untagged: Sequence[Sequence[tuple[int, int]] | None]) -> dict:
+    """What pseudo-labelled sentences teach (character tags, predicted against gold), their ``untagged``
+    characters left out: how many characters are taught and left out, how many taught tags are wrong, how
+    many name characters are taught as "O", and how many name characters are taught."""
+    counts = dict.fromkeys(("characters", "untagged", "wrong", "missed_names_taught_as_o", "name_characters"), 0)
+    for pred, true, ranges in zip(predicted, gold, untagged):
+        out = {c for s, e in ranges or () for c in range(s, e)}
+        counts["untagged"] += len(out)
+        for c, (p, g) in enumerate(zip(pred, true)):
+            if c in out:
+                continue
+            counts["characters"] += 1
+            counts["wrong"] += p != g
+            counts["missed_names_taught_as_o"] += p == "O" and g != "O"
+            counts["name_characters"] += g != "O"
+    return counts
 
 
 def unseen_words_by_pos(work: Path, system: str, lexicon: Sequence[str]) -> None:

@@ -207,6 +207,18 @@ def test_the_qa_check_asks_for_the_first_entity_of_each_type():
     assert len(qa.recast(rows, 1)) == 1
 
 
+def test_the_teacher_sureness_probe_counts_what_is_below_each_threshold_and_what_is_taught():
+    sl = _script("sequence_labeling")
+    tokens = [("O", "O", 0.999), ("O", "B-PER", 0.5), ("B-LOC", "B-LOC", 0.97), ("B-LOC", "O", 0.8), ("O", "I-PER", 0.99)]
+    table = sl.sureness_by_threshold(tokens, (0.9, 0.99))
+    assert (table["tags"], table["wrong"], table["missed_name_tags"]) == (5, 3, 2)
+    assert table["below 0.9"] == {"share_of_tags": 0.4, "share_of_wrong": round(2 / 3, 4), "share_of_missed_names": 0.5}
+    assert table["below 0.99"] == {"share_of_tags": 0.6, "share_of_wrong": round(2 / 3, 4), "share_of_missed_names": 0.5}
+    taught = sl.taught_tags([["O", "O", "B-LOC", "I-LOC"], ["O", "O"]], [["O", "B-PER", "B-LOC", "O"], ["O", "O"]],
+                            [((1, 2),), None])
+    assert taught == {"characters": 5, "untagged": 1, "wrong": 1, "missed_names_taught_as_o": 0, "name_characters": 1}
+
+
 def test_the_sequence_labelling_curve_trains_every_system_on_the_same_subsets(tmp_path, monkeypatch):
     import argparse
     from types import SimpleNamespace
