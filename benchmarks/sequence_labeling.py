@@ -379,7 +379,7 @@ def learning_curve(args, adapted: str, work: Path) -> None:
     for n in args.sizes:
         for dataset in args.datasets:
             splits = get_builtin(dataset).load().splits
-            subsets = {seed: random.Random(seed).sample(splits["train"], n) for seed in args.seeds}
+            subsets = {seed: curve_subset(splits["train"], n, seed) for seed in args.seeds}
             for system in args.curve_systems:
                 found, walls = [], []
                 sources = args.lexicon if system.startswith("crf-baseline-lexicon") else []
@@ -427,6 +427,11 @@ def learning_curve(args, adapted: str, work: Path) -> None:
                 print(json.dumps({k: r[k] for k in ("dataset", "system", "value", "std", "values", "wall_seconds")}),
                       flush=True)
                 plot_curve(kept + rows, RESULTS / "sequence_labeling_curve.png")
+
+
+def curve_subset(rows: Sequence[Row], n: int, seed: int) -> list[Row]:
+    """The learning curve's ``n`` labelled sentences for ``seed``: a random subset of the training split."""
+    return random.Random(seed).sample(rows, n)
 
 
 def _extends(system: str) -> str | None:
@@ -580,7 +585,7 @@ def teacher_sureness(folder: str, dataset: str, n: int, seed: int, sentences: in
     from langbert.training.self_training import labelled_shares, select_confident
 
     splits = get_builtin(dataset).load().splits
-    few = random.Random(seed).sample(splits["train"], n)  # the curve's subset
+    few = curve_subset(splits["train"], n, seed)
     labelled = {id(r) for r in few}
     rest = [r for r in splits["train"] if id(r) not in labelled]
     pool = random.Random(1).sample(rest, min(sentences, len(rest)))
