@@ -392,9 +392,8 @@ def learning_curve(args, adapted: str, work: Path) -> None:
                          {"recipe": dataset, **CURVE_NEURAL[system], "min_steps": args.min_steps, "model": adapted,
                           **_encoder(adapted), **({"variant": variant} if variant else {})})
                 for seed, few in subsets.items():
-                    labelled = {id(r) for r in few}
                     # the training split's other sentences, their tags unread
-                    rest = ([Row(r.text, source=r.source, line=r.line) for r in splits["train"] if id(r) not in labelled]
+                    rest = ([Row(r.text, source=r.source, line=r.line) for r in curve_rest(splits["train"], few)]
                             if extends else None)
                     if system in CURVE_CLASSICAL:
                         report, wall = crf_baseline(dataset, sources, train_rows=few, unlabeled=rest, shares=shares)
@@ -432,6 +431,12 @@ def learning_curve(args, adapted: str, work: Path) -> None:
 def curve_subset(rows: Sequence[Row], n: int, seed: int) -> list[Row]:
     """The learning curve's ``n`` labelled sentences for ``seed``: a random subset of the training split."""
     return random.Random(seed).sample(rows, n)
+
+
+def curve_rest(rows: Sequence[Row], few: Sequence[Row]) -> list[Row]:
+    """The training split's sentences outside a curve subset ``few``: its self-training pool."""
+    labelled = {id(r) for r in few}
+    return [r for r in rows if id(r) not in labelled]
 
 
 def _extends(system: str) -> str | None:
@@ -586,8 +591,7 @@ def teacher_sureness(folder: str, dataset: str, n: int, seed: int, sentences: in
 
     splits = get_builtin(dataset).load().splits
     few = curve_subset(splits["train"], n, seed)
-    labelled = {id(r) for r in few}
-    rest = [r for r in splits["train"] if id(r) not in labelled]
+    rest = curve_rest(splits["train"], few)
     pool = random.Random(1).sample(rest, min(sentences, len(rest)))
     teacher = Predictor.load(folder, unpadded=False)
     task, rows = teacher.task, [Row(r.text) for r in pool]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Sequence
 
 from ..errors import DataError
 from .readers import jsonl_records, read_text
@@ -98,10 +99,15 @@ def _check_untagged(raw: object, text: str, spans: list[Span], src: str, line: i
         tagged = next((sp for sp in spans if sp[0] < e and s < sp[1]), None)
         if tagged is not None:
             raise DataError(f"[{s}, {e}] overlaps span {list(tagged)}, whose characters are tagged", src, line, field)
+    _refuse_overlaps(ranges, "", src, line, field)
+    return tuple(ranges) or None
+
+
+def _refuse_overlaps(ranges: Sequence[tuple], kind: str, src: str, line: int, field: str) -> None:
+    """Sorted (start, end, ...) ranges must not overlap: the first pair that does is the error."""
     for a, b in zip(ranges, ranges[1:]):
         if b[0] < a[1]:
-            raise DataError(f"[{b[0]}, {b[1]}] overlaps [{a[0]}, {a[1]}]", src, line, field)
-    return tuple(ranges) or None
+            raise DataError(f"{kind}{list(b)} overlaps {list(a)}", src, line, field)
 
 
 def _check_spans(raw: object, text: str, src: str, line: int, field: str) -> list[Span]:
@@ -117,7 +123,5 @@ def _check_spans(raw: object, text: str, src: str, line: int, field: str) -> lis
             raise DataError(f"span {item!r} is out of range for a text of {len(text)} characters", src, line, field)
         spans.append((start, end, kind))
     spans.sort()
-    for a, b in zip(spans, spans[1:]):
-        if b[0] < a[1]:
-            raise DataError(f"span {list(b)} overlaps {list(a)}", src, line, field)
+    _refuse_overlaps(spans, "span ", src, line, field)
     return spans

@@ -509,9 +509,13 @@ class TokenClassification(Task):
                 if current is None or centrality > current[0]:
                     best[feature["_row"]][start] = (centrality, end, int(tags[i]), None if sure is None else sure[i])
         scored = all(hasattr(tags, "sure") for tags in results)
-        return [SureTags([(s, e, t) for s, (_, e, t, _) in sorted(b.items())],
-                         min((p for *_, p in b.values()), default=1.0) if scored else None,
-                         [p for _, (*_, p) in sorted(b.items())] if scored else None) for b in best]
+        gathered = []
+        for b in best:
+            ordered = sorted(b.items())
+            each = [p for _, (*_, p) in ordered] if scored else None
+            gathered.append(SureTags([(s, e, t) for s, (_, e, t, _) in ordered],
+                                     min(each, default=1.0) if scored else None, each))
+        return gathered
 
     def spans(self, tokens: list[tuple[int, int, int]], stats: DecodeStats | None = None,
               strict: bool = False) -> list[tuple[int, int, str]]:

@@ -131,7 +131,6 @@ def self_train(config: TrainConfig, callbacks: Sequence[Any] = (), splits: Split
                                       probabilities=tuple(predicted[i]["probabilities"].items()) if soft else None)
                   for i in keep]
         counts = dict(sorted(Counter(judged[i].group for i in keep).items()))
-        untagged = sum(e - s for i in keep for s, e in judged[i].untagged or ())
         rounds.append({"round": n, "teacher": str(folder), "teacher_dev": teacher["metrics"].get("dev"),
                        "labelled_by": config.pseudo_label_teacher,
                        **({"tfidf_fitted_on": tfidf_rows} if second_view is not None else {}),
@@ -139,7 +138,8 @@ def self_train(config: TrainConfig, callbacks: Sequence[Any] = (), splits: Split
                        "unlabeled": len(unlabeled), "pseudo_labels": counts,
                        **({"labelled_shares": {k: round(v, 4) for k, v in shares.items()}} if shares else {}),
                        "lowest_confidence_kept": round(min(judged[i].confidence for i in keep), 6),
-                       **({"unsure_below": unsure_below, "untagged_characters": untagged,
+                       **({"unsure_below": unsure_below,
+                           "untagged_characters": sum(e - s for i in keep for s, e in judged[i].untagged or ()),
                            "characters": sum(len(unlabeled[i].text) for i in keep)} if unsure_below is not None
                           else {})})
         logger.info("self-training round %d/%d: %d of %d unlabelled texts kept as %s", n,
